@@ -1,0 +1,84 @@
+"""Exceptions raised by ragkit.
+
+Every exception ragkit raises on purpose derives from :class:`RagkitError`. Where a
+builtin exception has the same meaning, the subclass inherits it too, so callers can
+catch either::
+
+    RagkitError
+    ├── ConfigurationError (ValueError)       bad argument or setting
+    │   └── EmbedderMismatchError             kb built by another embedder
+    ├── MissingDependencyError (ImportError)  optional extra not installed
+    ├── LoaderError                           a file could not be read as a document
+    │   ├── UnsupportedFormatError            no loader understands the content
+    │   └── NoTextError                       the file (or page) holds no extractable text
+    ├── StoreError                            a vector store failed or is inconsistent
+    └── GenerationError                       the generator failed to produce an answer
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "EmbedderMismatchError",
+    "GenerationError",
+    "LoaderError",
+    "MissingDependencyError",
+    "NoTextError",
+    "RagkitError",
+    "StoreError",
+    "UnsupportedFormatError",
+]
+
+
+class RagkitError(Exception):
+    """Root of every error ragkit raises on purpose."""
+
+
+class ConfigurationError(RagkitError, ValueError):
+    """An argument or setting is invalid; the message says which and what to use."""
+
+
+class EmbedderMismatchError(ConfigurationError):
+    """A knowledge base was opened with an embedder other than the one that built it."""
+
+
+class MissingDependencyError(RagkitError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{purpose} needs the package {package!r}, which is not installed. "
+            f'Install it with: pip install "ragkit[{extra}]"'
+        )
+
+
+class LoaderError(RagkitError):
+    """A file could not be turned into documents.
+
+    Attributes:
+        source: the path or URI of the file.
+        reason: what went wrong, in words a user can act on.
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class UnsupportedFormatError(LoaderError):
+    """No loader recognises the file's content."""
+
+
+class NoTextError(LoaderError):
+    """The file holds no extractable text (for example a scanned PDF without OCR)."""
+
+
+class StoreError(RagkitError):
+    """A vector store operation failed or the store's files are inconsistent."""
+
+
+class GenerationError(RagkitError):
+    """A generator could not produce an answer."""

@@ -1,0 +1,343 @@
+"""The data that flows through a ragkit pipeline.
+
+Every type here is a frozen, slotted dataclass. Text positions are character offsets
+into :attr:`Document.text` (Python ``str`` indices), so for every chunk::
+
+    document.text[chunk.start:chunk.end] == chunk.text
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Answer",
+    "Chunk",
+    "Citation",
+    "Document",
+    "FileIssue",
+    "Generation",
+    "Heading",
+    "IndexReport",
+    "PageSpan",
+    "ScoredChunk",
+    "chunk_id",
+    "document_id",
+]
+
+#: Metadata values that every store can filter on.
+Scalar = str | int | float | bool
+
+
+def _digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()[:32]
+
+
+def document_id(source: str, part: str = "") -> str:
+    """Stable id of the document at ``source`` (``part`` tells apart several per file)."""
+    return _digest("doc", source, part)
+
+
+def chunk_id(source: str, start: int, text: str) -> str:
+    """Stable id of a chunk: a hash of its source, its offset and its content.
+
+    The offset keeps two identical passages of one document apart.
+    """
+    return _digest("chunk", source, str(start), text)
+
+
+@dataclass(frozen=True, slots=True)
+class PageSpan:
+    """Where one page of a paginated document lies in :attr:`Document.text`.
+
+    Attributes:
+        number: 1-based physical page number.
+        start: offset of the page's first character in the document text.
+        end: offset just past the page's last character.
+        label: the printed page label, when the file defines one (PDF ``/PageLabels``).
+    """
+
+    number: int
+    start: int
+    end: int
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    """A heading of a structured document (Markdown ``#``, HTML ``<h1>``..``<h6>``).
+
+    Attributes:
+        start: offset of the heading line in the document text.
+        level: 1 for a top-level heading, 2 below it, and so on.
+        title: the heading's text without markup.
+    """
+
+    start: int
+    level: int
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A unit of text to index, with where it came from.
+
+    Example:
+        >>> doc = Document(text="Timeouts default to 5 seconds.", source="notes.txt")
+        >>> doc.id == document_id("notes.txt")
+        True
+
+    Attributes:
+        text: the full text.
+        source: path or URI the text came from.
+        id: stable id; derived from ``source`` when not given.
+        metadata: free metadata (title, heading path, row number, ...).
+        pages: page layout for paginated formats, in order; empty otherwise.
+        headings: headings in order of ``start``; empty for unstructured text.
+    """
+
+    text: str
+    source: str
+    id: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    pages: tuple[PageSpan, ...] = ()
+    headings: tuple[Heading, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", document_id(self.source))
+
+    def page_at(self, offset: int) -> PageSpan | None:
+        """The page holding the character at ``offset``, or None when unpaginated."""
+        if not self.pages:
+            return None
+        found = self.pages[0]
+        for page in self.pages:
+            if page.start <= offset:
+                found = page
+            else:
+                break
+        return found
+
+    def heading_path_at(self, offset: int) -> tuple[str, ...]:
+        """Titles of the headings that enclose ``offset``, outermost first."""
+        path: list[tuple[int, str]] = []
+        for heading in self.headings:
+            if heading.start > offset:
+                break
+            while path and path[-1][0] >= heading.level:
+                path.pop()
+            path.append((heading.level, heading.title))
+        return tuple(title for _, title in path)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a document, the unit that is embedded, stored and retrieved.
+
+    Attributes:
+        id: stable id (see :func:`chunk_id`).
+        text: exactly ``document.text[start:end]``.
+        document_id: id of the document it came from.
+        source: path or URI of that document.
+        start: offset of the first character in the document text.
+        end: offset just past the last character.
+        page: 1-based page of the first character (paginated formats only).
+        page_end: page of the last character; differs from ``page`` when the chunk
+            crosses a page break.
+        page_label: printed label of ``page``, when the document has labels.
+        page_label_end: printed label of ``page_end``.
+        metadata: the document's metadata plus chunk-level keys (heading path, ...).
+    """
+
+    id: str
+    text: str
+    document_id: str
+    source: str
+    start: int
+    end: int
+    page: int | None = None
+    page_end: int | None = None
+    page_label: str | None = None
+    page_label_end: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def location(self) -> str:
+        """Human-readable place: ``file.pdf, p. 12`` or ``file.pdf, pp. 12-13``."""
+        if self.page is None:
+            return self.source
+        first = self.page_label or str(self.page)
+        last = self.page_label_end or (str(self.page_end) if self.page_end else first)
+        if self.page_end is None or self.page_end == self.page:
+            return f"{self.source}, p. {first}"
+        return f"{self.source}, pp. {first}-{last}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredChunk:
+    """A retrieved chunk and its score (higher is more relevant)."""
+
+    chunk: Chunk
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """What one ``[n]`` marker in an answer points at.
+
+    Attributes:
+        marker: the number ``n`` as it appears in the answer text.
+        chunk_id: id of the cited chunk.
+        source: file or URI of the cited text.
+        start: offset of the quoted text in the source document.
+        end: offset just past the quoted text.
+        quote: the cited text, ``document.text[start:end]``.
+        page: first page of the quote (paginated formats).
+        page_end: last page of the quote.
+        page_label: printed label of ``page`` where the document has labels.
+    """
+
+    marker: int
+    chunk_id: str
+    source: str
+    start: int
+    end: int
+    quote: str
+    page: int | None = None
+    page_end: int | None = None
+    page_label: str | None = None
+
+    @property
+    def location(self) -> str:
+        """Human-readable place: ``file.pdf, p. 12``."""
+        if self.page is None:
+            return self.source
+        first = self.page_label or str(self.page)
+        if self.page_end is None or self.page_end == self.page:
+            return f"{self.source}, p. {first}"
+        return f"{self.source}, pp. {first}-{self.page_end}"
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """What a generator returns: text with ``[n]`` markers into ``contexts``.
+
+    Attributes:
+        text: the answer; ``[n]`` refers to ``contexts[n - 1]``.
+        contexts: the chunks given to the model, numbered from 1, in that order.
+        dropped: chunks left out because they did not fit the token budget.
+        model: name of the model (or method) that wrote the text.
+        extractive: True when the text was quoted from the contexts, not generated.
+        refused: True when the generator found no answer in the contexts.
+    """
+
+    text: str
+    contexts: tuple[ScoredChunk, ...]
+    dropped: tuple[ScoredChunk, ...] = ()
+    model: str = ""
+    extractive: bool = False
+    refused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer to a question, with the sources behind each claim.
+
+    Example:
+        >>> answer = rag.ask("How do I set a timeout?")  # doctest: +SKIP
+        >>> print(answer)  # the text, then the numbered sources  # doctest: +SKIP
+
+    Attributes:
+        question: what was asked.
+        text: the answer, with ``[n]`` markers that each match a citation.
+        citations: one per distinct marker in ``text``, in order of ``marker``.
+        contexts: every chunk the generator saw, in the order it saw them.
+        dropped: retrieved chunks left out to fit the token budget.
+        invalid_markers: markers the generator wrote that pointed at no chunk; they
+            were removed from ``text``.
+        model: what wrote the text.
+        extractive: True when the text is quoted, not generated.
+        refused: True when the answer is "I don't have enough information".
+    """
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...] = ()
+    contexts: tuple[ScoredChunk, ...] = ()
+    dropped: tuple[ScoredChunk, ...] = ()
+    invalid_markers: tuple[int, ...] = ()
+    model: str = ""
+    extractive: bool = False
+    refused: bool = False
+
+    def __str__(self) -> str:
+        lines = []
+        if self.extractive and not self.refused:
+            lines.append("(extractive answer: sentences quoted from your documents)")
+        lines.append(self.text)
+        if self.citations:
+            lines.append("")
+            lines.append("Sources:")
+            for c in self.citations:
+                lines.append(f"[{c.marker}] {c.location} (chars {c.start}-{c.end})")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class FileIssue:
+    """A file, or part of one, that was not (fully) indexed, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndexReport:
+    """What one call to ``add`` (or ``sync``) did.
+
+    Attributes:
+        added: sources indexed for the first time.
+        updated: sources whose content changed and were re-indexed.
+        unchanged: sources skipped because their content is already indexed.
+        deleted: sources removed from the index.
+        failed: files that could not be indexed, each with the reason.
+        warnings: indexed files with a problem worth knowing (e.g. pages without text).
+        chunks_added: chunks written to the store.
+        chunks_deleted: chunks removed from the store.
+        seconds: wall time of the call.
+    """
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    failed: tuple[FileIssue, ...] = ()
+    warnings: tuple[FileIssue, ...] = ()
+    chunks_added: int = 0
+    chunks_deleted: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed."""
+        return not self.failed
+
+    def __str__(self) -> str:
+        lines = [
+            f"added {len(self.added)}, updated {len(self.updated)}, "
+            f"unchanged {len(self.unchanged)}, deleted {len(self.deleted)}, "
+            f"failed {len(self.failed)} sources; "
+            f"{self.chunks_added} chunks written, {self.chunks_deleted} removed "
+            f"in {self.seconds:.1f}s"
+        ]
+        lines += [f"  failed: {f.source}: {f.reason}" for f in self.failed]
+        lines += [f"  warning: {w.source}: {w.reason}" for w in self.warnings]
+        return "\n".join(lines)
