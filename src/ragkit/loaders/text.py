@@ -1,0 +1,146 @@
+"""Plain text files, decoded robustly, with form feeds as page breaks.
+
+Also home of the byte-decoding helpers that the other text-based loaders share.
+"""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+from ragkit.errors import LoaderError, NoTextError, UnsupportedFormatError
+from ragkit.types import Document, PageSpan
+
+__all__ = ["TextLoader", "decode_text", "read_bytes"]
+
+# Checked in this order: the UTF-32 LE mark starts with the UTF-16 LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_SAMPLE = 8192
+#: Control characters that ordinary text contains (tab, newlines, form feed, escape).
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
+_MAX_CONTROL_SHARE = 0.1
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's content, or a :class:`LoaderError` that says why it can't be read."""
+    try:
+        return path.read_bytes()
+    except IsADirectoryError as exc:
+        raise LoaderError(str(path), "is a directory, not a file; use walk() on it") from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise LoaderError(
+            str(path), f"cannot read the file: {reason}; check it exists and is readable"
+        ) from exc
+
+
+def decode_text(data: bytes, source: str) -> tuple[str, str]:
+    """Decode ``data`` and name the encoding used.
+
+    A byte-order mark wins; otherwise UTF-8, then cp1252, then latin-1 (which never
+    fails). The byte-order mark is not part of the returned text.
+
+    Raises:
+        UnsupportedFormatError: the bytes look like binary data, not text.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            body = data[len(bom) :]
+            try:
+                text = body.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise UnsupportedFormatError(
+                    source,
+                    f"starts with a {encoding} byte-order mark but is not valid {encoding} "
+                    f"({exc.reason} at byte {exc.start + len(bom)}); re-save it as UTF-8",
+                ) from exc
+            _reject_binary(text[:_SAMPLE], source)
+            return text, encoding
+    if b"\x00" in data[:_SAMPLE]:
+        raise UnsupportedFormatError(
+            source,
+            "binary data, not text (NUL bytes and no UTF-16 byte-order mark); "
+            "if it is a document in another format, give it the right extension",
+        )
+    for encoding in ("utf-8", "cp1252", "latin-1"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        _reject_binary(text[:_SAMPLE], source)
+        return text, encoding
+    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+
+
+def _reject_binary(sample: str, source: str) -> None:
+    if not sample:
+        return
+    controls = sum(1 for ch in sample if _is_control(ch))
+    if controls / len(sample) > _MAX_CONTROL_SHARE:
+        raise UnsupportedFormatError(
+            source,
+            f"binary data, not text ({controls} control characters in the first "
+            f"{len(sample)}); if it is a document in another format, give it the right "
+            "extension",
+        )
+
+
+def _is_control(ch: str) -> bool:
+    code = ord(ch)
+    return (code < 0x20 or code == 0x7F) and ch not in _TEXT_CONTROLS
+
+
+def form_feed_pages(text: str) -> tuple[PageSpan, ...]:
+    """One span per form-feed-separated page; empty when ``text`` has no form feed.
+
+    The form feed itself lies between two spans. Whitespace after the last form feed
+    (the usual trailing newline) is not a page of its own.
+    """
+    if "\f" not in text:
+        return ()
+    pages: list[PageSpan] = []
+    start = 0
+    while True:
+        end = text.find("\f", start)
+        if end < 0:
+            if text[start:].strip():
+                pages.append(PageSpan(len(pages) + 1, start, len(text)))
+            return tuple(pages)
+        pages.append(PageSpan(len(pages) + 1, start, end))
+        start = end + 1
+
+
+class TextLoader:
+    """Loads a plain text file as one document.
+
+    The encoding is found from a byte-order mark (UTF-8, UTF-16, UTF-32), else UTF-8 is
+    tried, then cp1252 and latin-1; ``metadata["encoding"]`` names the one used. Text
+    with form feeds (``\\f``, as in RFCs) gets one :class:`~ragkit.types.PageSpan` per
+    page; the form feeds stay in the text.
+
+    Example:
+        >>> docs = TextLoader().load(Path("rfc2616.txt"))  # doctest: +SKIP
+        >>> docs[0].pages[0].number  # doctest: +SKIP
+        1
+    """
+
+    def load(self, path: Path) -> list[Document]:
+        """Read ``path`` as one document.
+
+        Raises:
+            UnsupportedFormatError: the file holds binary data.
+            NoTextError: the file is empty or only whitespace.
+            LoaderError: the file cannot be read.
+        """
+        source = str(path)
+        text, encoding = decode_text(read_bytes(path), source)
+        if not text.strip():
+            raise NoTextError(source, "the file is empty or holds only whitespace")
+        metadata = {"format": "text", "encoding": encoding}
+        return [Document(text=text, source=source, metadata=metadata, pages=form_feed_pages(text))]
