@@ -1,0 +1,290 @@
+"""Recursive splitting on separators, with chunk offsets that are exact by construction."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from ragkit.chunking.separators import (
+    DEFAULT_SEPARATORS,
+    MARKDOWN_SEPARATORS,
+    Separator,
+    compile_separators,
+    cut,
+)
+from ragkit.errors import ConfigurationError
+from ragkit.tokens import get_encoding
+from ragkit.types import Chunk, Document, PageSpan, chunk_id
+
+__all__ = ["RecursiveChunker"]
+
+logger = logging.getLogger(__name__)
+
+Span = tuple[int, int]
+# (start, end, length, length of the text between this piece and the one before it)
+_Piece = tuple[int, int, int, int]
+
+
+class RecursiveChunker:
+    """Splits text at paragraphs, then lines, then words, like LangChain's recursive splitter.
+
+    The text is cut at the first separator of the list that occurs in it; pieces still
+    too long are cut again with the next separators, and neighbouring pieces are merged
+    back into chunks of up to ``chunk_size``, each chunk starting with up to
+    ``chunk_overlap`` of the end of the one before. All of it works on spans of the
+    document, so every chunk is ``document.text[chunk.start:chunk.end]``, however often
+    its text repeats. As in LangChain, the length of a chunk is the sum of the lengths
+    of its pieces (in tokens, a little more than the tokens of the chunk as a whole).
+
+    Chunk texts equal those of LangChain's ``RecursiveCharacterTextSplitter`` with the
+    same settings and ``strip_whitespace=True``, except in three rare cases:
+
+    * LangChain emits a chunk, then one starting at the same character (its overlap
+      dropped only whitespace): ragkit keeps only the second, which contains the first,
+      so that starts strictly increase;
+    * a piece too long for a chunk that no separator can cut (a character when
+      ``chunk_size=1``, a word when the separators lack ``""``) is stripped of
+      whitespace, and dropped when it is only whitespace; LangChain keeps it as it is;
+    * with ``keep_separator=False``, a chunk is the text from its first piece to its
+      last, so several separators in a row stay as they are; LangChain joins the pieces
+      with one separator, which is not a substring of the document.
+
+    Example:
+        >>> from ragkit.types import Document
+        >>> chunker = RecursiveChunker(chunk_size=8, chunk_overlap=0, length="characters")
+        >>> doc = Document(text="one two\\n\\none two", source="a.txt")
+        >>> [(c.text, c.start, c.end) for c in chunker.split(doc)]
+        [('one two', 0, 7), ('one two', 9, 16)]
+
+    Args:
+        chunk_size: largest chunk (see ``length``); longer only for a piece that cannot
+            be cut (see above). The default, 160 cl100k tokens, keeps prose and Markdown
+            with code under the 256 word pieces at which the default embedder,
+            all-MiniLM-L6-v2, truncates its input.
+        chunk_overlap: at most how much of the end of a chunk the next one repeats.
+        separators: literal strings or compiled patterns, tried in order; by default
+            :data:`DEFAULT_SEPARATORS`, or :data:`MARKDOWN_SEPARATORS` for Markdown.
+        length: ``"tokens"`` of ``encoding`` (tiktoken), ``"characters"``, or a
+            function ``str -> int``, for example your embedder's tokenizer.
+        encoding: the tiktoken encoding for ``length="tokens"``.
+        markdown: whether to use :data:`MARKDOWN_SEPARATORS`; ``"auto"`` does for
+            documents whose ``metadata["format"]`` is ``"markdown"``. Ignored when
+            ``separators`` is given.
+        keep_separator: a separator begins the piece after it (``"start"`` or ``True``),
+            ends the piece before it (``"end"``), or belongs to neither (``False``) and
+            is left out where it falls between two chunks.
+
+    Raises:
+        ConfigurationError: a size is not positive, ``chunk_overlap >= chunk_size``, or
+            another argument has an unknown value.
+    """
+
+    def __init__(
+        self,
+        chunk_size: int = 160,
+        chunk_overlap: int = 24,
+        separators: Sequence[Separator] | None = None,
+        *,
+        length: Literal["tokens", "characters"] | Callable[[str], int] = "tokens",
+        encoding: str = "cl100k_base",
+        markdown: Literal["auto"] | bool = "auto",
+        keep_separator: bool | Literal["start", "end"] = True,
+    ) -> None:
+        if chunk_size <= 0:
+            raise ConfigurationError(f"chunk_size must be positive, got {chunk_size}")
+        if chunk_overlap < 0:
+            raise ConfigurationError(f"chunk_overlap must be 0 or more, got {chunk_overlap}")
+        if chunk_overlap >= chunk_size:
+            raise ConfigurationError(
+                f"chunk_overlap ({chunk_overlap}) must be smaller than chunk_size "
+                f"({chunk_size}); a tenth to a fifth of chunk_size is usual"
+            )
+        if not callable(length) and length not in ("tokens", "characters"):
+            raise ConfigurationError(
+                f"length must be 'tokens', 'characters' or a function, got {length!r}"
+            )
+        if markdown not in ("auto", True, False):
+            raise ConfigurationError(f"markdown must be 'auto', True or False, got {markdown!r}")
+        if keep_separator not in (True, False, "start", "end"):
+            raise ConfigurationError(
+                f"keep_separator must be 'start', 'end', True or False, got {keep_separator!r}"
+            )
+        if isinstance(separators, str) or (separators is not None and not separators):
+            raise ConfigurationError(
+                f"separators must be a non-empty list of strings or patterns, got {separators!r}"
+            )
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+        self.separators = tuple(separators) if separators is not None else None
+        self.length = length
+        self.encoding = encoding
+        self.markdown = markdown
+        self.keep_separator = keep_separator
+        self._keep: Literal["start", "end"] | None = (
+            "end" if keep_separator == "end" else "start" if keep_separator else None
+        )
+        self._patterns = {
+            False: compile_separators(self.separators or DEFAULT_SEPARATORS),
+            True: compile_separators(self.separators or MARKDOWN_SEPARATORS),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"RecursiveChunker(chunk_size={self.chunk_size}, chunk_overlap={self.chunk_overlap}, "
+            f"length={self.length!r}, markdown={self.markdown!r})"
+        )
+
+    def split(self, document: Document) -> list[Chunk]:
+        """Chunks of ``document`` in order, with exact offsets, pages and heading path."""
+        text = document.text
+        markdown = self.markdown is True or (
+            self.markdown == "auto" and document.metadata.get("format") == "markdown"
+        )
+        page_at = _page_finder(document)
+        chunks: list[Chunk] = []
+        for index, (start, end) in enumerate(self.split_spans(text, markdown=markdown)):
+            first, last = page_at(start), page_at(end - 1)
+            metadata = dict(document.metadata)
+            if document.headings:
+                metadata["heading_path"] = " > ".join(document.heading_path_at(start))
+            metadata["chunk_index"] = index
+            chunks.append(
+                Chunk(
+                    id=chunk_id(document.source, start, text[start:end]),
+                    text=text[start:end],
+                    document_id=document.id,
+                    source=document.source,
+                    start=start,
+                    end=end,
+                    page=first.number if first is not None else None,
+                    page_end=last.number if last is not None else None,
+                    page_label=first.label if first is not None else None,
+                    page_label_end=last.label if last is not None else None,
+                    metadata=metadata,
+                )
+            )
+        logger.debug("split %s into %d chunks", document.source, len(chunks))
+        return chunks
+
+    def split_spans(self, text: str, *, markdown: bool = False) -> list[Span]:
+        """``(start, end)`` of each chunk of ``text``: in order, starts strictly increasing.
+
+        No span is empty or only whitespace, and every character that is not whitespace
+        lies in one span at least (with ``keep_separator=False``: except separators).
+        """
+        measure = self._measurer()
+        spans: list[Span] = []
+        for raw_start, raw_end in self._split(text, (0, len(text)), markdown, 0, measure):
+            start, end = raw_start, raw_end
+            while start < end and text[start].isspace():
+                start += 1
+            while end > start and text[end - 1].isspace():
+                end -= 1
+            if start == end:
+                continue
+            if spans and start <= spans[-1][0]:  # extends the chunk before (see class doc)
+                spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+            else:
+                spans.append((start, end))
+        return spans
+
+    def _measurer(self) -> Callable[[str], int]:
+        """The length function, memoised for one text (words and lines repeat a lot)."""
+        if self.length == "characters":
+            return len
+        if callable(self.length):
+            count = self.length
+        else:
+            try:
+                encode = get_encoding(self.encoding).encode
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"unknown tiktoken encoding {self.encoding!r}; try 'cl100k_base'"
+                ) from exc
+
+            def count(piece: str) -> int:
+                return len(encode(piece, disallowed_special=()))
+
+        cache: dict[str, int] = {}
+
+        def measure(piece: str) -> int:
+            n = cache.get(piece)
+            if n is None:
+                n = cache[piece] = count(piece)
+            return n
+
+        return measure
+
+    def _split(
+        self, text: str, span: Span, markdown: bool, level: int, measure: Callable[[str], int]
+    ) -> list[Span]:
+        """LangChain's ``_split_text`` on ``text[start:end]``; spans not yet stripped."""
+        start, end = span
+        sub = text[start:end]
+        patterns = self._patterns[markdown]
+        # The first separator from ``level`` on that occurs; "" (None) always does and
+        # ends the list. When none occurs the text stays whole.
+        pattern: re.Pattern[str] | None = patterns[-1]
+        deeper = len(patterns)
+        for i in range(level, len(patterns)):
+            candidate = patterns[i]
+            if candidate is None or candidate.search(sub):
+                pattern, deeper = candidate, (i + 1 if candidate is not None else deeper)
+                break
+        out: list[Span] = []
+        good: list[_Piece] = []
+        previous_end = start
+        for cut_start, cut_end in cut(sub, pattern, self._keep):
+            piece_start, piece_end = start + cut_start, start + cut_end
+            gap = measure(text[previous_end:piece_start]) if previous_end < piece_start else 0
+            previous_end = piece_end
+            size = measure(text[piece_start:piece_end])
+            if size < self.chunk_size:
+                good.append((piece_start, piece_end, size, gap))
+                continue
+            if good:
+                out += self._merge(good)
+                good = []
+            if deeper < len(patterns):
+                out += self._split(text, (piece_start, piece_end), markdown, deeper, measure)
+            else:
+                out.append((piece_start, piece_end))
+        if good:
+            out += self._merge(good)
+        return out
+
+    def _merge(self, pieces: list[_Piece]) -> list[Span]:
+        """LangChain's ``_merge_splits`` on consecutive pieces of one level."""
+        out: list[Span] = []
+        window: deque[_Piece] = deque()
+        total = 0  # length of the window: its pieces and the gaps between them
+        for piece in pieces:
+            size, gap = piece[2], piece[3]
+            if window and total + size + gap > self.chunk_size:
+                out.append((window[0][0], window[-1][1]))
+                while total > self.chunk_overlap or (
+                    total > 0 and total + size + (gap if window else 0) > self.chunk_size
+                ):
+                    total -= window.popleft()[2] + (window[0][3] if window else 0)
+            total += size + (gap if window else 0)
+            window.append(piece)
+        if window:
+            out.append((window[0][0], window[-1][1]))
+        return out
+
+
+def _page_finder(document: Document) -> Callable[[int], PageSpan | None]:
+    """``document.page_at``, by bisection when the pages are sorted (the usual case)."""
+    pages = document.pages
+    starts = [page.start for page in pages]
+    if not pages or starts != sorted(starts):
+        return document.page_at
+
+    def page_at(offset: int) -> PageSpan:
+        return pages[max(bisect.bisect_right(starts, offset) - 1, 0)]
+
+    return page_at
