@@ -1,9 +1,28 @@
 """Test helpers shipped with ragkit: deterministic fakes and contract suites.
 
 Use them to test your own components: a store you write passes when a subclass of
-:class:`ragkit.testing.VectorStoreContract` passes under pytest.
+:class:`ragkit.testing.VectorStoreContract` passes under pytest::
+
+    from ragkit.testing import VectorStoreContract
+
+    class TestMyStore(VectorStoreContract):
+        @pytest.fixture
+        def store(self, tmp_path):
+            return MyStore(tmp_path)
+
+The contract suite imports pytest, so it loads only when first used.
 """
+
+from typing import Any
 
 from ragkit.testing.fakes import FakeEmbedder, FakeGenerator
 
-__all__ = ["FakeEmbedder", "FakeGenerator"]
+__all__ = ["FakeEmbedder", "FakeGenerator", "VectorStoreContract"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "VectorStoreContract":
+        from ragkit.testing.store_contract import VectorStoreContract
+
+        return VectorStoreContract
+    raise AttributeError(f"module 'ragkit.testing' has no attribute {name!r}")

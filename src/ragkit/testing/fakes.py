@@ -54,9 +54,11 @@ class FakeEmbedder:
         words = _WORD.findall(text.lower())
         if not words:
             words = ["<empty>"]
-        vec = np.sum([self._word_vector(w) for w in words], axis=0).astype(np.float32)
+        vec: NDArray[np.float32] = np.sum(
+            [self._word_vector(w) for w in words], axis=0, dtype=np.float32
+        )
         norm = float(np.linalg.norm(vec))
-        return vec / norm if norm else vec
+        return (vec / np.float32(norm)) if norm else vec
 
     def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
         self.calls += 1
