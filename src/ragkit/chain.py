@@ -1,0 +1,104 @@
+"""The question-answering chain: retrieve, optionally re-rank, generate, cite."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from ragkit.citations import answer_from_generation
+from ragkit.errors import ConfigurationError
+from ragkit.protocols import Filters, Generator, Reranker, Retriever
+from ragkit.types import Answer, Generation, ScoredChunk
+
+__all__ = ["RetrievalQA"]
+
+logger = logging.getLogger(__name__)
+
+
+class RetrievalQA:
+    """Answers questions from a retriever's chunks, with a citation per ``[n]`` marker.
+
+    Plain composition: the chain holds its components and calls them in order. Any
+    object with the right method fits each slot.
+
+    Example:
+        >>> from ragkit.generation import ExtractiveGenerator
+        >>> qa = RetrievalQA(retriever, ExtractiveGenerator())  # doctest: +SKIP
+        >>> answer = qa.ask("How do I set a timeout?", k=4)  # doctest: +SKIP
+        >>> [c.source for c in answer.citations]  # doctest: +SKIP
+
+    Args:
+        retriever: finds candidate chunks.
+        generator: writes the answer from the chunks.
+        reranker: optional; reorders ``fetch_k`` candidates and keeps the best ``k``.
+        k: chunks given to the generator by default.
+        fetch_k: candidates retrieved for the reranker (default ``4 * k``).
+    """
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        generator: Generator,
+        reranker: Reranker | None = None,
+        *,
+        k: int = 4,
+        fetch_k: int | None = None,
+    ) -> None:
+        if k <= 0:
+            raise ConfigurationError(f"k must be positive, got {k}")
+        self.retriever = retriever
+        self.generator = generator
+        self.reranker = reranker
+        self.k = k
+        self.fetch_k = fetch_k
+
+    def retrieve(
+        self, question: str, k: int | None = None, filters: Filters | None = None
+    ) -> list[ScoredChunk]:
+        """The chunks the generator would see for ``question``, best first."""
+        k = self.k if k is None else k
+        if k <= 0:
+            raise ConfigurationError(f"k must be positive, got {k}")
+        if self.reranker is None:
+            return self.retriever.retrieve(question, k, filters)
+        fetch_k = max(self.fetch_k or 4 * k, k)
+        candidates = self.retriever.retrieve(question, fetch_k, filters)
+        return self.reranker.rerank(question, candidates, k)
+
+    def ask(self, question: str, k: int | None = None, filters: Filters | None = None) -> Answer:
+        """Answer ``question``; see :class:`ragkit.types.Answer` for what comes back."""
+        hits = self.retrieve(question, k, filters)
+        generation = self.generator.generate(question, hits)
+        answer = answer_from_generation(question, generation)
+        if answer.invalid_markers:
+            logger.warning(
+                "generator %s cited %s, which match no context; removed",
+                generation.model,
+                answer.invalid_markers,
+            )
+        return answer
+
+    def stream(
+        self, question: str, k: int | None = None, filters: Filters | None = None
+    ) -> Iterator[str | Answer]:
+        """Yield the answer text as it is written, then the complete :class:`Answer`.
+
+        Generators without a ``stream`` method yield their whole text at once.
+        """
+        hits = self.retrieve(question, k, filters)
+        stream = getattr(self.generator, "stream", None)
+        generation: Generation | None = None
+        if stream is None:
+            generation = self.generator.generate(question, hits)
+            yield generation.text
+        else:
+            for item in stream(question, hits):
+                if isinstance(item, Generation):
+                    generation = item
+                else:
+                    yield item
+        if generation is None:
+            raise ConfigurationError(
+                f"{type(self.generator).__name__}.stream() ended without a Generation"
+            )
+        yield answer_from_generation(question, generation)
