@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
@@ -277,6 +277,10 @@ class Answer:
     model: str = ""
     extractive: bool = False
     refused: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data: text, citations, contexts with their chunks and scores."""
+        return asdict(self)
 
     def __str__(self) -> str:
         lines = []

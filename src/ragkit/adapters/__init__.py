@@ -1,0 +1,1 @@
+"""Adapters to and from other libraries (``ragkit.adapters.langchain``)."""

@@ -1,0 +1,83 @@
+"""The record a knowledge-base folder keeps of how it was built (``ragkit.json``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragkit.errors import ConfigurationError, EmbedderMismatchError
+
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "Manifest"]
+
+MANIFEST_NAME = "ragkit.json"
+#: Bumped when the layout of a kb folder changes incompatibly.
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Manifest:
+    """What built a knowledge base: embedder, store backend, chunker settings.
+
+    Attributes:
+        embedder_model: the embedder's ``model_id``.
+        dimension: vector length; ``0`` until the first vectors are written.
+        store: the store backend name (``chroma``, ``faiss``, ``memory``) or ``custom``.
+        chunker: the chunker's settings, for the record.
+        format_version: layout version of the kb folder.
+    """
+
+    embedder_model: str
+    dimension: int = 0
+    store: str = "chroma"
+    chunker: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest | None:
+        """The manifest of ``folder``, or None for a new folder."""
+        path = folder / MANIFEST_NAME
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            version = int(data.get("format_version", 0))
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ConfigurationError(
+                f"{path} is not a readable ragkit manifest ({exc}); restore it from a "
+                "backup or rebuild the knowledge base in a new folder"
+            ) from exc
+        if version > FORMAT_VERSION:
+            raise ConfigurationError(
+                f"{folder} was written by a newer ragkit (format {version}; this one reads "
+                f"up to {FORMAT_VERSION}); upgrade ragkit to open it"
+            )
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+    def write(self, folder: Path) -> None:
+        """Write atomically: a crash leaves the old or the new manifest, never half."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / MANIFEST_NAME
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def check_embedder(self, model_id: str, folder: Path) -> None:
+        """Raise when ``model_id`` is not the embedder that built the kb."""
+        if model_id != self.embedder_model:
+            raise EmbedderMismatchError(
+                f"{folder} was built with the embedder {self.embedder_model!r}, not "
+                f"{model_id!r}: its vectors cannot be compared. Open it with that embedder, "
+                "or build a new knowledge base in another folder"
+            )
+
+    def check_dimension(self, dimension: int, folder: Path) -> None:
+        """Raise when the embedder's vectors have another length than the stored ones."""
+        if self.dimension and dimension != self.dimension:
+            raise EmbedderMismatchError(
+                f"{folder} holds {self.dimension}-dimensional vectors but the embedder "
+                f"{self.embedder_model!r} makes {dimension}-dimensional ones"
+            )

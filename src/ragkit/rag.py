@@ -1,0 +1,241 @@
+"""``RAG``: the whole pipeline in one object, on embedded defaults."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ragkit.chain import RetrievalQA
+from ragkit.errors import ConfigurationError
+from ragkit.indexing.indexer import Indexer, Progress, Source
+from ragkit.indexing.manifest import Manifest
+from ragkit.protocols import (
+    Chunker,
+    Embedder,
+    Filters,
+    Generator,
+    Loader,
+    Reranker,
+    Retriever,
+    VectorStore,
+)
+from ragkit.types import Answer, IndexReport, ScoredChunk
+
+__all__ = ["RAG"]
+
+logger = logging.getLogger(__name__)
+
+STORES = ("chroma", "faiss", "memory")
+
+
+def _open_store(kind: str, folder: Path | None) -> VectorStore:
+    if kind == "chroma":
+        from ragkit.stores import ChromaStore
+
+        return ChromaStore(path=folder / "chroma" if folder else None)
+    if kind == "faiss":
+        from ragkit.stores import FaissStore
+
+        return FaissStore(path=folder / "faiss" if folder else None)
+    if kind == "memory":
+        from ragkit.stores import MemoryStore
+
+        return MemoryStore(path=folder / "memory" if folder else None)
+    raise ConfigurationError(f"unknown store {kind!r}; use one of {', '.join(STORES)} or a store")
+
+
+class RAG:
+    """Index documents and answer questions about them, with citations.
+
+    Defaults run offline: the bundled all-MiniLM-L6-v2 embedder, a Chroma store in the
+    knowledge-base folder, and extractive answers (no language model needed). Every
+    component can be replaced by any object that fits its slot.
+
+    Example:
+        >>> from ragkit import RAG
+        >>> rag = RAG("./kb")  # doctest: +SKIP
+        >>> report = rag.add("docs/")  # doctest: +SKIP
+        >>> print(rag.ask("How do I set a timeout?"))  # doctest: +SKIP
+
+    Args:
+        path: the knowledge-base folder (created if missing). ``None`` keeps everything
+            in memory.
+        store: ``"chroma"``, ``"faiss"``, ``"memory"`` or a store object. By default
+            the backend the folder was built with, else Chroma (memory without a path).
+        embedder: any :class:`~ragkit.protocols.Embedder`; default MiniLM. Vectors are
+            cached by (model id, text hash), in ``path/embeddings.sqlite`` when there is
+            a folder.
+        chunker: default :class:`~ragkit.chunking.RecursiveChunker`.
+        loader: default :class:`~ragkit.loaders.AutoLoader` (format by content).
+        retriever: default dense retrieval over ``store``.
+        generator: default :class:`~ragkit.generation.ExtractiveGenerator`.
+        reranker: optional re-ranking of retrieved chunks.
+        k: chunks given to the generator per question.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        store: str | VectorStore | None = None,
+        embedder: Embedder | None = None,
+        chunker: Chunker | None = None,
+        loader: Loader | None = None,
+        retriever: Retriever | None = None,
+        generator: Generator | None = None,
+        reranker: Reranker | None = None,
+        k: int = 4,
+        cache: bool = True,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self._lock = threading.RLock()
+        manifest = Manifest.read(self.path) if self.path else None
+
+        if embedder is None:
+            from ragkit.embeddings import SentenceTransformerEmbedder
+
+            embedder = SentenceTransformerEmbedder()
+        if manifest is not None and self.path is not None:
+            manifest.check_embedder(embedder.model_id, self.path)
+        if cache:
+            from ragkit.embeddings import CachedEmbedder
+
+            cache_file = self.path / "embeddings.sqlite" if self.path else None
+            embedder = CachedEmbedder(embedder, cache_file)
+        self.embedder: Embedder = embedder
+
+        recorded = manifest.store if manifest else None
+        if store is None or isinstance(store, str):
+            kind = store or recorded or ("chroma" if self.path else "memory")
+            if recorded and recorded not in ("custom", kind):
+                raise ConfigurationError(
+                    f"{self.path} holds a {recorded!r} store; open it with store={recorded!r} "
+                    "(or build a new knowledge base in another folder)"
+                )
+            self.store_name = kind
+            self.store: VectorStore = _open_store(kind, self.path)
+        else:
+            self.store_name = "custom"
+            self.store = store
+
+        if chunker is None:
+            from ragkit.chunking import RecursiveChunker
+
+            chunker = RecursiveChunker()
+        if loader is None:
+            from ragkit.loaders import AutoLoader
+
+            loader = AutoLoader()
+        if retriever is None:
+            from ragkit.retrieval import DenseRetriever
+
+            retriever = DenseRetriever(self.embedder, self.store)
+        if generator is None:
+            from ragkit.generation import ExtractiveGenerator
+
+            generator = ExtractiveGenerator(embedder=self.embedder)
+        self.chunker = chunker
+        self.indexer = Indexer(loader, chunker, self.embedder, self.store)
+        self.qa = RetrievalQA(retriever, generator, reranker, k=k)
+        self._manifest = manifest or Manifest(
+            embedder_model=self.embedder.model_id,
+            store=self.store_name,
+            chunker=_settings(chunker),
+        )
+        self._checked = False
+
+    def _prepare_write(self) -> None:
+        """Check the embedder's dimension against the kb and record it, once."""
+        if self._checked:
+            return
+        dimension = self.embedder.dimension
+        if self.path is not None:
+            self._manifest.check_dimension(dimension, self.path)
+            self._manifest.dimension = dimension
+            self._manifest.write(self.path)
+        self._checked = True
+
+    def add(
+        self,
+        *sources: Source | Sequence[Source],
+        include: Sequence[str] = ("**/*",),
+        exclude: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        """Index files, folders and :class:`~ragkit.types.Document` objects.
+
+        Files that fail are listed in the report with the reason; the rest is indexed.
+        Adding the same content again writes nothing new.
+        """
+        flat: list[Source] = []
+        for item in sources:
+            if isinstance(item, (str, Path)) or not isinstance(item, Sequence):
+                flat.append(item)
+            else:
+                flat.extend(item)
+        with self._lock:
+            self._prepare_write()
+            report = self.indexer.add(flat, include=include, exclude=exclude, progress=progress)
+        logger.info("indexed: %s", report)
+        return report
+
+    def delete(self, source: str | Path) -> int:
+        """Remove every chunk of ``source``; returns how many chunks were removed."""
+        with self._lock:
+            return self.indexer.delete(str(source))
+
+    def retrieve(
+        self, query: str, k: int | None = None, filters: Filters | None = None
+    ) -> list[ScoredChunk]:
+        """The chunks most relevant to ``query``, best first."""
+        return self.qa.retrieve(query, k, filters)
+
+    def ask(self, question: str, k: int | None = None, filters: Filters | None = None) -> Answer:
+        """Answer ``question`` from the indexed documents, citing them."""
+        return self.qa.ask(question, k, filters)
+
+    def stream(
+        self, question: str, k: int | None = None, filters: Filters | None = None
+    ) -> Iterator[str | Answer]:
+        """Yield the answer text as it is written, then the complete :class:`Answer`."""
+        return self.qa.stream(question, k, filters)
+
+    def stats(self) -> dict[str, Any]:
+        """What is indexed: sources, chunks, embedder, store."""
+        ids = self.store.ids()
+        sources: set[str] = set()
+        for i in range(0, len(ids), 1000):
+            sources.update(c.source for c in self.store.get(ids[i : i + 1000]))
+        return {
+            "path": str(self.path) if self.path else None,
+            "sources": len(sources),
+            "chunks": len(ids),
+            "embedder": self.embedder.model_id,
+            "dimension": self._manifest.dimension or None,
+            "store": self.store_name,
+        }
+
+    def close(self) -> None:
+        """Release files held by the store and the embedding cache."""
+        for part in (self.store, self.embedder):
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
+
+    def __enter__(self) -> RAG:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _settings(chunker: Chunker) -> dict[str, Any]:
+    """The chunker's public scalar settings, for the manifest."""
+    out: dict[str, Any] = {"class": type(chunker).__name__}
+    for name, value in getattr(chunker, "__dict__", {}).items():
+        if not name.startswith("_") and isinstance(value, (str, int, float, bool, type(None))):
+            out[name] = value
+    return out

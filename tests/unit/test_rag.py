@@ -1,0 +1,151 @@
+"""The RAG facade and the indexer, with fakes and the memory store (fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ragkit import RAG, Answer, Document
+from ragkit.chunking import RecursiveChunker
+from ragkit.errors import ConfigurationError, EmbedderMismatchError
+from ragkit.testing import FakeEmbedder, FakeGenerator
+
+
+def _write(folder: Path, files: dict[str, str | bytes]) -> None:
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    _write(
+        folder,
+        {
+            "timeouts.md": "# Timeouts\n\nThe default timeout is five seconds.\n",
+            "pool.txt": "The connection pool holds twenty connections per host.\n",
+            "nested/deeper/colors.txt": "The logo is painted teal and orange.\n",
+            "broken.pdf": b"%PDF-1.4 this is not really a pdf",
+            "empty.txt": "",
+        },
+    )
+    return folder
+
+
+def _rag(path: Path | None = None, **kwargs: object) -> RAG:
+    kwargs.setdefault("embedder", FakeEmbedder())
+    kwargs.setdefault("store", "memory")
+    kwargs.setdefault(
+        "chunker", RecursiveChunker(chunk_size=40, chunk_overlap=5, length="characters")
+    )
+    return RAG(path, **kwargs)  # type: ignore[arg-type]
+
+
+def test_add_indexes_good_files_and_reports_bad_ones(docs: Path) -> None:
+    rag = _rag()
+    report = rag.add(docs)
+    assert sorted(Path(s).name for s in report.added) == ["colors.txt", "pool.txt", "timeouts.md"]
+    failed = {Path(f.source).name: f.reason for f in report.failed}
+    assert set(failed) == {"broken.pdf", "empty.txt"}
+    assert all(reason for reason in failed.values())
+    assert report.chunks_added == rag.store.count() > 3
+    assert rag.stats()["sources"] == 3
+
+
+def test_re_adding_unchanged_files_writes_nothing(docs: Path) -> None:
+    embedder = FakeEmbedder()
+    rag = _rag(embedder=embedder)
+    rag.add(docs)
+    count, embedded = rag.store.count(), embedder.texts_embedded
+    again = rag.add(docs)
+    assert again.added == ()
+    assert len(again.unchanged) == 3
+    assert again.chunks_added == 0
+    assert rag.store.count() == count
+    assert embedder.texts_embedded == embedded
+
+
+def test_changed_file_replaces_its_chunks_without_duplicates(docs: Path) -> None:
+    rag = _rag()
+    rag.add(docs)
+    (docs / "pool.txt").write_text("The pool now holds fifty connections.\n", encoding="utf-8")
+    report = rag.add(docs / "pool.txt")
+    assert report.updated == (str(docs / "pool.txt"),)
+    texts = [c.text for c in rag.store.get(rag.store.ids({"source": str(docs / "pool.txt")}))]
+    assert any("fifty" in t for t in texts)
+    assert not any("twenty" in t for t in texts)
+
+
+def test_include_and_exclude_globs(docs: Path) -> None:
+    rag = _rag()
+    report = rag.add(docs, include=["**/*.txt"], exclude=["nested/**"])
+    assert [Path(s).name for s in report.added] == ["pool.txt"]
+
+
+def test_documents_without_files_and_delete(tmp_path: Path) -> None:
+    rag = _rag()
+    doc = Document(
+        text="Our SLA is ninety nine percent.", source="crm://42", metadata={"team": "sales"}
+    )
+    report = rag.add(doc, [Document(text="Lunch is at noon.", source="wiki://lunch")])
+    assert sorted(report.added) == ["crm://42", "wiki://lunch"]
+    hits = rag.retrieve("SLA percent", k=5, filters={"team": "sales"})
+    assert [h.chunk.source for h in hits] == ["crm://42"]
+    assert rag.delete("crm://42") == 1
+    assert rag.store.ids({"source": "crm://42"}) == []
+    assert rag.store.count() == 1
+
+
+def test_missing_path_is_reported_not_raised(tmp_path: Path) -> None:
+    report = _rag().add(tmp_path / "nope")
+    assert [f.source for f in report.failed] == [str(tmp_path / "nope")]
+    assert "no such file" in report.failed[0].reason
+
+
+def test_ask_returns_a_cited_answer(docs: Path) -> None:
+    rag = _rag()
+    rag.add(docs)
+    answer = rag.ask("What is the default timeout?", k=2)
+    assert isinstance(answer, Answer)
+    assert answer.extractive
+    assert not answer.refused
+    assert "five seconds" in answer.text
+    assert answer.citations
+    assert answer.citations[0].source == str(docs / "timeouts.md")
+    assert "[1]" in str(answer)
+
+
+def test_custom_generator_and_stream(docs: Path) -> None:
+    rag = _rag(generator=FakeGenerator(cite=(1,)))
+    rag.add(docs)
+    items = list(rag.stream("timeout", k=1))
+    final = items[-1]
+    assert isinstance(final, Answer)
+    assert final.text == "Answer from the context [1]."
+    assert len(final.citations) == 1
+
+
+def test_kb_folder_remembers_embedder_and_store(tmp_path: Path, docs: Path) -> None:
+    kb = tmp_path / "kb"
+    rag = _rag(kb)
+    rag.add(docs)
+    rag.close()
+    reopened = _rag(kb)
+    assert reopened.store.count() > 0
+    assert reopened.ask("default timeout").citations
+    reopened.close()
+    with pytest.raises(EmbedderMismatchError, match="fake-hash-64"):
+        _rag(kb, embedder=FakeEmbedder(dimension=32))
+    with pytest.raises(ConfigurationError, match="'memory' store"):
+        _rag(kb, store="faiss")
+
+
+def test_unknown_store_name_is_a_clear_error() -> None:
+    with pytest.raises(ConfigurationError, match="unknown store"):
+        _rag(store="elastic")
