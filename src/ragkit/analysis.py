@@ -150,7 +150,7 @@ STOPWORDS = frozenset(
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-_FENCE = re.compile(r"^[ \t]*(```|~~~)", re.MULTILINE)
+_FENCE = re.compile(r"^[ \t]*(?:```|~~~)([^\n]*)", re.MULTILINE)
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by whitespace, or at a
 # blank line or a line break that starts a list item or heading.
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*+]|\d+[.)]|#)\s)")
@@ -208,11 +208,20 @@ def content_terms(text: str) -> list[str]:
 def code_spans(text: str) -> list[tuple[int, int]]:
     """Spans of fenced code blocks (Markdown ``` or ~~~) in ``text``.
 
-    A fence opened and not closed within ``text`` runs to its end.
+    ``text`` may be a chunk cut from the middle of a document. A fence opened and not
+    closed within ``text`` runs to its end; a first fence that looks like a closing one
+    (no info string, and code-like text before it) closes a block open since the start.
     """
     spans = []
     opened: int | None = None
-    for match in _FENCE.finditer(text):
+    fences = list(_FENCE.finditer(text))
+    if fences and not fences[0].group(1).strip():
+        before = text[: fences[0].start()]
+        next_has_info = len(fences) > 1 and bool(fences[1].group(1).strip())
+        if before.strip() and (next_has_info or len(fences) % 2 == 1 or prose_ratio(before) < 0.8):
+            spans.append((0, fences[0].end()))
+            fences = fences[1:]
+    for match in fences:
         if opened is None:
             opened = match.start()
         else:

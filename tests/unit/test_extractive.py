@@ -85,3 +85,13 @@ def test_code_blocks_are_not_quoted_as_answers() -> None:
         "What is the default timeout?", [_hit(1, text)]
     )
     assert gen.text == "The default timeout is 5 seconds of inactivity. [1]"
+
+
+def test_chunk_starting_inside_a_code_block_is_recognised() -> None:
+    from ragkit.analysis import code_spans
+
+    text = "client = Client(timeout=10.0)  # default 10s\n```\n\nThe default is 5 seconds.\n"
+    spans = code_spans(text)
+    assert spans == [(0, text.index("```") + 3)]
+    gen = ExtractiveGenerator(relative_cutoff=0.0).generate("default timeout", [_hit(1, text)])
+    assert gen.text == "The default is 5 seconds. [1]"

@@ -77,6 +77,8 @@ class ExtractiveGenerator:
                 if any(cs < e and s < ce for cs, ce in code):
                     continue  # code is not an answer sentence
                 sentence = _SPACE.sub(" ", text[s:e])
+                if sentence.startswith("#"):
+                    continue  # a Markdown heading names a topic, it does not answer
                 terms = content_terms(sentence)
                 if len(terms) >= 2:
                     raw.append((n, s, e, sentence, terms))
