@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import re
 
+from ragkit.analysis import content_terms, split_sentences
 from ragkit.types import Answer, Citation, Generation, ScoredChunk
 
 __all__ = ["answer_from_generation", "cite"]
 
 # [1], [1, 2], [1,2,3]: what models write.
 _MARKERS = re.compile(r"\s?\[(\d+(?:\s*,\s*\d+)*)\]")
+# A run of normalized markers, as left by :func:`cite`.
+_MARKER_RUN = re.compile(r"(?:\[\d+\])+")
+_ONE_MARKER = re.compile(r"\[(\d+)\]")
+#: Share of a claim's content words a source sentence must hold to be its quote.
+QUOTE_OVERLAP = 0.6
 
 
 def cite(text: str, contexts: tuple[ScoredChunk, ...]) -> tuple[str, list[int], list[int]]:
@@ -38,25 +44,65 @@ def cite(text: str, contexts: tuple[ScoredChunk, ...]) -> tuple[str, list[int], 
     return cleaned.strip(), valid, invalid
 
 
-def _citation(marker: int, hit: ScoredChunk) -> Citation:
+def claims_by_marker(text: str) -> dict[int, list[str]]:
+    """The text each marker stands behind: what precedes it, back to the previous marker."""
+    claims: dict[int, list[str]] = {}
+    previous = 0
+    for run in _MARKER_RUN.finditer(text):
+        claim = text[previous : run.start()].strip(" \t\n.,;:")
+        for n in _ONE_MARKER.findall(run.group(0)):
+            claims.setdefault(int(n), []).append(claim)
+        previous = run.end()
+    return claims
+
+
+def _quoted_span(chunk_text: str, claims: list[str]) -> tuple[int, int] | None:
+    """The span of ``chunk_text`` holding the sentences the claims were taken from."""
+    sentences = [
+        (s, e, set(content_terms(chunk_text[s:e]))) for s, e in split_sentences(chunk_text)
+    ]
+    found: list[tuple[int, int]] = []
+    for claim in claims:
+        terms = set(content_terms(claim))
+        if not terms:
+            continue
+        best = max(sentences, key=lambda x: len(terms & x[2]), default=None)
+        if best is not None and len(terms & best[2]) >= QUOTE_OVERLAP * len(terms):
+            found.append((best[0], best[1]))
+    if not found:
+        return None
+    return min(s for s, _ in found), max(e for _, e in found)
+
+
+def _citation(marker: int, hit: ScoredChunk, claims: list[str]) -> Citation:
     chunk = hit.chunk
+    start, end = 0, len(chunk.text)
+    span = _quoted_span(chunk.text, claims)
+    if span is not None:
+        start, end = span
+    # Offsets are into the chunk; the chunk's own offsets place them in the document.
     return Citation(
         marker=marker,
         chunk_id=chunk.id,
         source=chunk.source,
-        start=chunk.start,
-        end=chunk.end,
-        quote=chunk.text,
+        start=chunk.start + start,
+        end=chunk.start + end,
+        quote=chunk.text[start:end],
         page=chunk.page,
         page_end=chunk.page_end,
         page_label=chunk.page_label,
+        page_label_end=chunk.page_label_end,
+        metadata=chunk.metadata,
     )
 
 
 def answer_from_generation(question: str, generation: Generation) -> Answer:
     """Build the :class:`Answer`: resolve markers, report the ones that point nowhere."""
     text, valid, invalid = cite(generation.text, generation.contexts)
-    citations = tuple(_citation(n, generation.contexts[n - 1]) for n in sorted(valid))
+    claims = claims_by_marker(text)
+    citations = tuple(
+        _citation(n, generation.contexts[n - 1], claims.get(n, [])) for n in sorted(valid)
+    )
     return Answer(
         question=question,
         text=text,

@@ -53,6 +53,24 @@ def chunk_id(source: str, start: int, text: str) -> str:
     return _digest("chunk", source, str(start), text)
 
 
+# Metadata keys loaders use for one record of a multi-record file, and how to say it.
+_RECORD_KEYS = (("row", "row"), ("line", "line"), ("index", "record"))
+
+
+def _location(item: Chunk | Citation) -> str:
+    """``file.pdf, p. 12``, ``file.pdf, pp. 12-13``, ``t.csv, row 4`` or just the source."""
+    if item.page is None:
+        for key, word in _RECORD_KEYS:
+            if isinstance(item.metadata.get(key), int):
+                return f"{item.source}, {word} {item.metadata[key]}"
+        return item.source
+    first = item.page_label or str(item.page)
+    if item.page_end is None or item.page_end == item.page:
+        return f"{item.source}, p. {first}"
+    last = item.page_label_end or str(item.page_end)
+    return f"{item.source}, pp. {first}-{last}"
+
+
 @dataclass(frozen=True, slots=True)
 class PageSpan:
     """Where one page of a paginated document lies in :attr:`Document.text`.
@@ -171,14 +189,8 @@ class Chunk:
 
     @property
     def location(self) -> str:
-        """Human-readable place: ``file.pdf, p. 12`` or ``file.pdf, pp. 12-13``."""
-        if self.page is None:
-            return self.source
-        first = self.page_label or str(self.page)
-        last = self.page_label_end or (str(self.page_end) if self.page_end else first)
-        if self.page_end is None or self.page_end == self.page:
-            return f"{self.source}, p. {first}"
-        return f"{self.source}, pp. {first}-{last}"
+        """Human-readable place: ``file.pdf, p. 12``, ``t.csv, row 4``, or the source."""
+        return _location(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +211,14 @@ class Citation:
         source: file or URI of the cited text.
         start: offset of the quoted text in the source document.
         end: offset just past the quoted text.
-        quote: the cited text, ``document.text[start:end]``.
-        page: first page of the quote (paginated formats).
-        page_end: last page of the quote.
+        quote: the cited text, ``document.text[start:end]``: the sentences of the chunk
+            that the answer's claim was taken from, or the whole chunk when no sentence
+            matches the claim closely.
+        page: first page of the cited chunk (paginated formats).
+        page_end: last page of the cited chunk.
         page_label: printed label of ``page`` where the document has labels.
+        page_label_end: printed label of ``page_end``.
+        metadata: the cited chunk's metadata (title, heading path, CSV row, ...).
     """
 
     marker: int
@@ -214,16 +230,13 @@ class Citation:
     page: int | None = None
     page_end: int | None = None
     page_label: str | None = None
+    page_label_end: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def location(self) -> str:
-        """Human-readable place: ``file.pdf, p. 12``."""
-        if self.page is None:
-            return self.source
-        first = self.page_label or str(self.page)
-        if self.page_end is None or self.page_end == self.page:
-            return f"{self.source}, p. {first}"
-        return f"{self.source}, pp. {first}-{self.page_end}"
+        """Human-readable place: ``file.pdf, p. 12``, ``t.csv, row 4``."""
+        return _location(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,3 +51,36 @@ def test_no_markers_no_citations() -> None:
     answer = answer_from_generation("q", Generation(text="Plain.", contexts=(_hit(1),)))
     assert answer.citations == ()
     assert answer.text == "Plain."
+
+
+def test_citation_narrows_to_the_quoted_sentence_with_document_offsets() -> None:
+    doc_text = "Intro line. Pools hold ten connections. The default timeout is five seconds. Bye."
+    start = doc_text.index("Pools")
+    chunk_text = doc_text[start:]
+    chunk = Chunk(
+        id="c1", text=chunk_text, document_id="d", source="a.md", start=start, end=len(doc_text)
+    )
+    gen = Generation(
+        text="The default timeout is five seconds. [1]", contexts=(ScoredChunk(chunk, 1.0),)
+    )
+    citation = answer_from_generation("q", gen).citations[0]
+    assert citation.quote == "The default timeout is five seconds."
+    assert doc_text[citation.start : citation.end] == citation.quote
+
+
+def test_claims_far_from_any_sentence_cite_the_whole_chunk() -> None:
+    contexts = (_hit(1),)
+    gen = Generation(text="Something unrelated entirely [1].", contexts=contexts)
+    citation = answer_from_generation("q", gen).citations[0]
+    assert (citation.start, citation.end, citation.quote) == (10, 16, "text 1")
+
+
+def test_two_claims_on_one_marker_span_both_sentences() -> None:
+    text = "Alpha is first. Beta is second. Gamma is third."
+    chunk = Chunk(id="c", text=text, document_id="d", source="s", start=100, end=100 + len(text))
+    gen = Generation(
+        text="Gamma is third [1]. Alpha is first [1].", contexts=(ScoredChunk(chunk, 1.0),)
+    )
+    citation = answer_from_generation("q", gen).citations[0]
+    assert citation.quote == text
+    assert (citation.start, citation.end) == (100, 100 + len(text))

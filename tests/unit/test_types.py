@@ -70,6 +70,18 @@ def test_chunk_location(
     assert chunk.location == expected
 
 
+def test_records_of_csv_and_jsonl_files_are_located_by_row_and_line() -> None:
+    def chunk(**metadata: object) -> Chunk:
+        return Chunk(
+            id="c", text="t", document_id="d", source="f", start=0, end=1, metadata=metadata
+        )
+
+    assert chunk(row=4).location == "f, row 4"
+    assert chunk(line=9).location == "f, line 9"
+    assert chunk(index=0).location == "f, record 0"
+    assert chunk(row="not a number").location == "f"
+
+
 def test_answer_str_lists_sources_with_pages() -> None:
     cit = Citation(marker=1, chunk_id="c", source="rfc.pdf", start=5, end=9, quote="text", page=7)
     answer = Answer(question="q", text="It is so [1].", citations=(cit,))
