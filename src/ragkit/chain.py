@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ragkit.citations import answer_from_generation
 from ragkit.errors import ConfigurationError
 from ragkit.protocols import Filters, Generator, Reranker, Retriever
 from ragkit.types import Answer, Generation, ScoredChunk
+
+if TYPE_CHECKING:
+    from ragkit.verification import CitationVerifier
 
 __all__ = ["RetrievalQA"]
 
@@ -31,6 +35,9 @@ class RetrievalQA:
         retriever: finds candidate chunks.
         generator: writes the answer from the chunks.
         reranker: optional; reorders ``fetch_k`` candidates and keeps the best ``k``.
+        verifier: optional; refuses when nothing retrieved is relevant enough, and checks
+            every claim of the answer against the passages (see
+            :class:`ragkit.verification.CitationVerifier`).
         k: chunks given to the generator by default.
         fetch_k: candidates retrieved for the reranker (default ``4 * k``).
     """
@@ -41,6 +48,7 @@ class RetrievalQA:
         generator: Generator,
         reranker: Reranker | None = None,
         *,
+        verifier: CitationVerifier | None = None,
         k: int = 4,
         fetch_k: int | None = None,
     ) -> None:
@@ -49,6 +57,7 @@ class RetrievalQA:
         self.retriever = retriever
         self.generator = generator
         self.reranker = reranker
+        self.verifier = verifier
         self.k = k
         self.fetch_k = fetch_k
 
@@ -65,11 +74,31 @@ class RetrievalQA:
         candidates = self.retriever.retrieve(question, fetch_k, filters)
         return self.reranker.rerank(question, candidates, k)
 
+    def _refusal(self, question: str, hits: list[ScoredChunk]) -> Answer | None:
+        """The grounded refusal, when nothing retrieved is relevant enough to answer from."""
+        if self.verifier is None:
+            return None
+        if hits and self.verifier.relevance(question, hits) >= self.verifier.min_relevance:
+            return None
+        from ragkit.generation.prompt import REFUSAL
+
+        logger.debug("no retrieved passage is relevant enough to %r; refusing", question)
+        return Answer(question=question, text=REFUSAL, refused=True, related=tuple(hits[:3]))
+
+    def _finish(self, question: str, generation: Generation) -> Answer:
+        answer = answer_from_generation(question, generation)
+        if self.verifier is not None:
+            answer = self.verifier.verify(answer)
+        return answer
+
     def ask(self, question: str, k: int | None = None, filters: Filters | None = None) -> Answer:
         """Answer ``question``; see :class:`ragkit.types.Answer` for what comes back."""
         hits = self.retrieve(question, k, filters)
+        refusal = self._refusal(question, hits)
+        if refusal is not None:
+            return refusal
         generation = self.generator.generate(question, hits)
-        answer = answer_from_generation(question, generation)
+        answer = self._finish(question, generation)
         if answer.invalid_markers:
             logger.warning(
                 "generator %s cited %s, which match no context; removed",
@@ -86,6 +115,11 @@ class RetrievalQA:
         Generators without a ``stream`` method yield their whole text at once.
         """
         hits = self.retrieve(question, k, filters)
+        refusal = self._refusal(question, hits)
+        if refusal is not None:
+            yield refusal.text
+            yield refusal
+            return
         stream = getattr(self.generator, "stream", None)
         generation: Generation | None = None
         if stream is None:
@@ -101,4 +135,4 @@ class RetrievalQA:
             raise ConfigurationError(
                 f"{type(self.generator).__name__}.stream() ended without a Generation"
             )
-        yield answer_from_generation(question, generation)
+        yield self._finish(question, generation)

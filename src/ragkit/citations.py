@@ -7,7 +7,7 @@ import re
 from ragkit.analysis import content_terms, split_sentences
 from ragkit.types import Answer, Citation, Generation, ScoredChunk
 
-__all__ = ["answer_from_generation", "cite"]
+__all__ = ["answer_from_generation", "cite", "claims_by_marker", "is_refusal"]
 
 # [1], [1, 2], [1,2,3]: what models write.
 _MARKERS = re.compile(r"\s?\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -96,8 +96,34 @@ def _citation(marker: int, hit: ScoredChunk, claims: list[str]) -> Citation:
     )
 
 
+_REFUSAL_PHRASE = re.compile(
+    r"\b(?:do not|don't|dont|doesn't|does not) (?:have|contain) enough information\b", re.I
+)
+
+
+def is_refusal(text: str) -> bool:
+    """True when ``text`` is (or opens with) the "not enough information" refusal."""
+    return bool(_REFUSAL_PHRASE.search(text[:200]))
+
+
 def answer_from_generation(question: str, generation: Generation) -> Answer:
-    """Build the :class:`Answer`: resolve markers, report the ones that point nowhere."""
+    """Build the :class:`Answer`: resolve markers, report the ones that point nowhere.
+
+    A generation whose text is the refusal (a model saying it does not have enough
+    information) becomes a refused answer without citations; the passages it saw are
+    listed as ``related``.
+    """
+    if generation.refused or is_refusal(generation.text):
+        return Answer(
+            question=question,
+            text=generation.text.strip(),
+            contexts=generation.contexts,
+            dropped=generation.dropped,
+            model=generation.model,
+            extractive=generation.extractive,
+            refused=True,
+            related=generation.contexts[:3],
+        )
     text, valid, invalid = cite(generation.text, generation.contexts)
     claims = claims_by_marker(text)
     citations = tuple(

@@ -279,6 +279,9 @@ class Answer:
         model: what wrote the text.
         extractive: True when the text is quoted, not generated.
         refused: True when the answer is "I don't have enough information".
+        unsupported: sentences of the answer that no retrieved passage supports (set
+            when citations are verified; see :class:`ragkit.verification.CitationVerifier`).
+        related: with a refusal, the closest passages found, for the user to look at.
     """
 
     question: str
@@ -290,6 +293,8 @@ class Answer:
     model: str = ""
     extractive: bool = False
     refused: bool = False
+    unsupported: tuple[str, ...] = ()
+    related: tuple[ScoredChunk, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data: text, citations, contexts with their chunks and scores."""
@@ -305,6 +310,17 @@ class Answer:
             lines.append("Sources:")
             for c in self.citations:
                 lines.append(f"[{c.marker}] {c.location} (chars {c.start}-{c.end})")
+        if self.unsupported:
+            lines.append("")
+            lines.append(f"Not supported by the sources ({len(self.unsupported)}):")
+            lines += [f"  - {claim}" for claim in self.unsupported]
+        if self.refused and self.related:
+            lines.append("")
+            lines.append("Related sources:")
+            lines += [
+                f"  - {h.chunk.location} (chars {h.chunk.start}-{h.chunk.end})"
+                for h in self.related
+            ]
         return "\n".join(lines)
 
 
