@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ragkit.cli.eval import add_eval_parser, run_eval
+
 __all__ = ["main"]
 
 
@@ -34,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
 
     stats = sub.add_parser("stats", help="show what a knowledge base holds")
     stats.add_argument("--kb", required=True, help="knowledge-base folder")
+
+    add_eval_parser(sub)
     return parser
 
 
@@ -104,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_third_party()
     from ragkit.errors import RagkitError
 
-    handlers = {"ingest": _ingest, "ask": _ask, "stats": _stats}
+    handlers = {"ingest": _ingest, "ask": _ask, "stats": _stats, "eval": run_eval}
     try:
         return handlers[args.command](args)
     except RagkitError as exc:
