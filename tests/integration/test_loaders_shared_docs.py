@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -112,12 +111,8 @@ def test_httpx_markdown_pages_have_headings(docs: Path) -> None:
     assert not [t for t in titles if t.startswith("Uploading")]
 
 
-def test_rfc9110_html_loads_fast_with_title_and_headings(docs: Path) -> None:
-    began = time.perf_counter()
+def test_rfc9110_html_loads_with_title_and_headings(docs: Path) -> None:
     doc = HtmlLoader().load(docs / "html/rfc9110.html")[0]
-    seconds = time.perf_counter() - began
-
-    assert seconds < 5
     assert doc.metadata["title"] == "RFC 9110 - HTTP Semantics"
     assert len(doc.headings) > 200
     titles = [h.title for h in doc.headings]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from collections.abc import Callable, Sequence
 from importlib.util import find_spec
 from pathlib import Path
@@ -328,23 +327,34 @@ def test_default_chunks_fit_the_default_embedder() -> None:
 
 
 @needs_rfc2616
-def test_token_counts_stay_under_chunk_size_and_chunking_is_fast() -> None:
+class _MeasuredTokens:
+    """Counts tokens like the chunker does, and how much text it was asked to measure."""
+
+    def __init__(self) -> None:
+        self.measured = 0
+
+    def __call__(self, text: str) -> int:
+        self.measured += len(text)
+        return count_tokens(text)
+
+
+def test_token_counts_stay_under_chunk_size_and_work_is_linear() -> None:
+    # Speed itself is a benchmark concern; here we check the chunker does linear work:
+    # each piece of text is measured a bounded number of times, never re-measured per merge.
     doc = Document(text=RFC2616.read_text(encoding="utf-8"), source="rfc2616.txt")
-    count_tokens("warm up the encoding")
-    began = time.perf_counter()
-    chunks = RecursiveChunker(200, 20).split(doc)
-    elapsed = time.perf_counter() - began
-    assert elapsed < 2.0
+    length = _MeasuredTokens()
+    chunks = RecursiveChunker(200, 20, length=length).split(doc)
     check_spans(doc, chunks)
     assert max(count_tokens(c.text) for c in chunks) <= 200
+    assert length.measured <= 4 * len(doc.text)
 
 
-def test_a_long_text_without_separators_is_cut_fast() -> None:
+def test_a_long_text_without_separators_is_cut_with_linear_work() -> None:
     doc = Document(text="x" * 200_000 + " " + "y" * 200_000, source="w")
-    began = time.perf_counter()
-    chunks = RecursiveChunker(100, 10, length="tokens").split(doc)
-    assert time.perf_counter() - began < 2.0
+    length = _MeasuredTokens()
+    chunks = RecursiveChunker(100, 10, length=length).split(doc)
     check_spans(doc, chunks)
+    assert length.measured <= 4 * len(doc.text)
 
 
 def test_length_can_be_any_function() -> None:
