@@ -6,8 +6,16 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ragkit._build import (
+    Retrieval,
+    build_retriever,
+    check_retrieval,
+    chunker_settings,
+    open_keyword_index,
+    open_store,
+)
 from ragkit.chain import RetrievalQA
 from ragkit.errors import ConfigurationError
 from ragkit.indexing.indexer import Indexer, Progress, Source
@@ -24,35 +32,21 @@ from ragkit.protocols import (
 )
 from ragkit.types import Answer, IndexReport, ScoredChunk
 
+if TYPE_CHECKING:
+    from ragkit.retrieval.keyword import KeywordIndex
+
 __all__ = ["RAG"]
 
 logger = logging.getLogger(__name__)
-
-STORES = ("chroma", "faiss", "memory")
-
-
-def _open_store(kind: str, folder: Path | None) -> VectorStore:
-    if kind == "chroma":
-        from ragkit.stores import ChromaStore
-
-        return ChromaStore(path=folder / "chroma" if folder else None)
-    if kind == "faiss":
-        from ragkit.stores import FaissStore
-
-        return FaissStore(path=folder / "faiss" if folder else None)
-    if kind == "memory":
-        from ragkit.stores import MemoryStore
-
-        return MemoryStore(path=folder / "memory" if folder else None)
-    raise ConfigurationError(f"unknown store {kind!r}; use one of {', '.join(STORES)} or a store")
 
 
 class RAG:
     """Index documents and answer questions about them, with citations.
 
     Defaults run offline: the bundled all-MiniLM-L6-v2 embedder, a Chroma store in the
-    knowledge-base folder, and extractive answers (no language model needed). Every
-    component can be replaced by any object that fits its slot.
+    knowledge-base folder, hybrid retrieval (embeddings and BM25 keywords, fused), and
+    extractive answers (no language model needed). Every component can be replaced by
+    any object that fits its slot.
 
     Example:
         >>> from ragkit import RAG
@@ -70,7 +64,11 @@ class RAG:
             a folder.
         chunker: default :class:`~ragkit.chunking.RecursiveChunker`.
         loader: default :class:`~ragkit.loaders.AutoLoader` (format by content).
-        retriever: default dense retrieval over ``store``.
+        retrieval: what the default retriever uses: ``"hybrid"`` (dense and BM25
+            keyword results fused by reciprocal rank fusion), ``"dense"`` or
+            ``"keyword"``. Hybrid and keyword keep a BM25 index in ``path/keyword/``,
+            rebuilt from the store when it is missing or out of date.
+        retriever: replaces the default retriever (``retrieval`` is then ignored).
         generator: default :class:`~ragkit.generation.ExtractiveGenerator`.
         reranker: optional re-ranking of retrieved chunks.
         k: chunks given to the generator per question.
@@ -87,9 +85,11 @@ class RAG:
         retriever: Retriever | None = None,
         generator: Generator | None = None,
         reranker: Reranker | None = None,
+        retrieval: Retrieval = "hybrid",
         k: int = 4,
         cache: bool = True,
     ) -> None:
+        check_retrieval(retrieval)
         self.path = Path(path) if path is not None else None
         self._lock = threading.RLock()
         manifest = Manifest.read(self.path) if self.path else None
@@ -116,7 +116,7 @@ class RAG:
                     "(or build a new knowledge base in another folder)"
                 )
             self.store_name = kind
-            self.store: VectorStore = _open_store(kind, self.path)
+            self.store: VectorStore = open_store(kind, self.path)
         else:
             self.store_name = "custom"
             self.store = store
@@ -129,21 +129,23 @@ class RAG:
             from ragkit.loaders import AutoLoader
 
             loader = AutoLoader()
+        self.retrieval = "custom" if retriever is not None else retrieval
+        self.keyword: KeywordIndex | None = None
         if retriever is None:
-            from ragkit.retrieval import DenseRetriever
-
-            retriever = DenseRetriever(self.embedder, self.store)
+            if retrieval != "dense":
+                self.keyword = open_keyword_index(self.path, self.store)
+            retriever = build_retriever(retrieval, self.embedder, self.store, self.keyword)
         if generator is None:
             from ragkit.generation import ExtractiveGenerator
 
             generator = ExtractiveGenerator(embedder=self.embedder)
         self.chunker = chunker
-        self.indexer = Indexer(loader, chunker, self.embedder, self.store)
+        self.indexer = Indexer(loader, chunker, self.embedder, self.store, keyword=self.keyword)
         self.qa = RetrievalQA(retriever, generator, reranker, k=k)
         self._manifest = manifest or Manifest(
             embedder_model=self.embedder.model_id,
             store=self.store_name,
-            chunker=_settings(chunker),
+            chunker=chunker_settings(chunker),
         )
         self._checked = False
 
@@ -216,11 +218,12 @@ class RAG:
             "embedder": self.embedder.model_id,
             "dimension": self._manifest.dimension or None,
             "store": self.store_name,
+            "retrieval": self.retrieval,
         }
 
     def close(self) -> None:
-        """Release files held by the store and the embedding cache."""
-        for part in (self.store, self.embedder):
+        """Release files held by the store, the keyword index and the embedding cache."""
+        for part in (self.store, self.keyword, self.embedder):
             close = getattr(part, "close", None)
             if callable(close):
                 close()
@@ -230,12 +233,3 @@ class RAG:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _settings(chunker: Chunker) -> dict[str, Any]:
-    """The chunker's public scalar settings, for the manifest."""
-    out: dict[str, Any] = {"class": type(chunker).__name__}
-    for name, value in getattr(chunker, "__dict__", {}).items():
-        if not name.startswith("_") and isinstance(value, (str, int, float, bool, type(None))):
-            out[name] = value
-    return out

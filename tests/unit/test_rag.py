@@ -149,3 +149,96 @@ def test_kb_folder_remembers_embedder_and_store(tmp_path: Path, docs: Path) -> N
 def test_unknown_store_name_is_a_clear_error() -> None:
     with pytest.raises(ConfigurationError, match="unknown store"):
         _rag(store="elastic")
+
+
+# -- keyword and hybrid retrieval ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("retrieval", "kind"),
+    [("hybrid", "HybridRetriever"), ("keyword", "BM25Retriever"), ("dense", "DenseRetriever")],
+)
+def test_each_retrieval_mode(retrieval: str, kind: str) -> None:
+    rag = _rag(retrieval=retrieval)
+    rag.add(
+        Document(text="Error code E4711 means the disk is full.", source="errors.md"),
+        Document(text="Lunch is served at noon in the canteen.", source="lunch.md"),
+    )
+    assert type(rag.qa.retriever).__name__ == kind
+    assert rag.stats()["retrieval"] == retrieval
+    assert (rag.keyword is None) == (retrieval == "dense")
+    if retrieval != "dense":  # exact codes are what keyword search adds
+        assert [h.chunk.source for h in rag.retrieve("E4711", k=1)] == ["errors.md"]
+
+
+def test_default_retrieval_is_hybrid(docs: Path) -> None:
+    from ragkit.retrieval import HybridRetriever
+
+    rag = _rag()
+    assert isinstance(rag.qa.retriever, HybridRetriever)
+    assert rag.retrieval == "hybrid"
+    custom = _rag(retriever=rag.qa.retriever)
+    assert custom.retrieval == "custom"
+    assert custom.keyword is None
+
+
+def test_unknown_retrieval_is_a_clear_error() -> None:
+    with pytest.raises(ConfigurationError, match="unknown retrieval"):
+        _rag(retrieval="sparse")
+
+
+def test_keyword_index_follows_adds_changes_and_deletes(docs: Path) -> None:
+    rag = _rag(retrieval="keyword")
+    rag.add(docs)
+    assert rag.keyword is not None
+    assert rag.keyword.ids() == rag.store.ids()
+    pool = str(docs / "pool.txt")
+    assert rag.retrieve("twenty connections", k=1)[0].chunk.source == pool
+    (docs / "pool.txt").write_text("The pool now holds fifty sockets.\n", encoding="utf-8")
+    rag.add(docs / "pool.txt")
+    assert rag.keyword.ids() == rag.store.ids()
+    assert all("twenty" not in h.chunk.text for h in rag.retrieve("twenty connections", k=5))
+    assert rag.retrieve("fifty sockets", k=1)[0].chunk.source == pool
+    assert rag.delete(pool) > 0
+    assert rag.retrieve("fifty sockets", k=5) == []
+    assert rag.keyword.ids() == rag.store.ids()
+
+
+def test_reopened_kb_keeps_its_keyword_index(
+    tmp_path: Path, docs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kb = tmp_path / "kb"
+    with _rag(kb) as rag:
+        rag.add(docs)
+        expected = rag.retrieve("teal orange logo", k=3)
+    assert (kb / "keyword" / "keyword.sqlite").is_file()
+    with caplog.at_level("INFO", logger="ragkit"), _rag(kb) as reopened:
+        assert reopened.retrieve("teal orange logo", k=3) == expected
+        assert reopened.keyword is not None
+        assert reopened.keyword.count() == reopened.store.count()
+    assert "re-synced" not in caplog.text  # loaded from disk, not rebuilt
+
+
+def test_keyword_index_is_rebuilt_when_missing_or_stale(
+    tmp_path: Path, docs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kb = tmp_path / "kb"
+    with _rag(kb, retrieval="dense") as rag:  # a kb from before keyword search
+        rag.add(docs)
+        count = rag.store.count()
+    assert not (kb / "keyword").exists()
+    with caplog.at_level("INFO", logger="ragkit"), _rag(kb, retrieval="keyword") as rag:
+        assert rag.keyword is not None
+        assert rag.keyword.count() == count
+        assert rag.retrieve("teal", k=1)[0].chunk.text.startswith("The logo")
+    assert f"{count} chunks added" in caplog.text
+    with _rag(kb, retrieval="dense") as rag:  # writes the keyword index does not see
+        assert rag.delete(docs / "nested" / "deeper" / "colors.txt") == 1
+    with _rag(kb, retrieval="keyword") as rag:
+        assert rag.keyword is not None
+        assert rag.keyword.ids() == rag.store.ids()
+        assert rag.retrieve("teal", k=3) == []
+    (kb / "keyword" / "keyword.sqlite").write_bytes(b"garbage" * 1000)
+    with _rag(kb, retrieval="keyword") as rag:
+        assert rag.keyword is not None
+        assert rag.keyword.ids() == rag.store.ids()

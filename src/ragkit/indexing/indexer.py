@@ -7,12 +7,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ragkit.errors import LoaderError
 from ragkit.protocols import Chunker, Embedder, Loader, VectorStore
 from ragkit.types import Chunk, Document, FileIssue, IndexReport
 
-__all__ = ["Indexer", "Source"]
+__all__ = ["ChunkIndex", "Indexer", "Source"]
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +22,18 @@ Source = str | Path | Document
 
 #: Called after each file or document with (what it was, how many done so far).
 Progress = Callable[[str, int], None]
+
+
+class ChunkIndex(Protocol):
+    """A secondary index fed the same chunks as the store, such as a keyword index."""
+
+    def upsert(self, chunks: Sequence[Chunk]) -> None:
+        """Insert or replace chunks by id."""
+        ...
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove chunks by id; unknown ids are ignored."""
+        ...
 
 
 @dataclass
@@ -59,6 +72,8 @@ class Indexer:
         chunker: splits documents.
         embedder: embeds chunk texts.
         store: receives chunks and vectors.
+        keyword: an index kept in step with ``store`` (same upserts and deletes, in the
+            same flush), such as :class:`~ragkit.retrieval.KeywordIndex`.
         batch_size: chunks embedded and written together.
     """
 
@@ -69,12 +84,14 @@ class Indexer:
         embedder: Embedder,
         store: VectorStore,
         *,
+        keyword: ChunkIndex | None = None,
         batch_size: int = 256,
     ) -> None:
         self.loader = loader
         self.chunker = chunker
         self.embedder = embedder
         self.store = store
+        self.keyword = keyword
         self.batch_size = batch_size
 
     def _documents(
@@ -113,9 +130,13 @@ class Indexer:
         if new:
             vectors = self.embedder.embed_documents([c.text for c in new])
             self.store.upsert(new, vectors)
+            if self.keyword is not None:
+                self.keyword.upsert(new)
         for p in pending:
             if p.stale:
                 self.store.delete(p.stale)
+                if self.keyword is not None:
+                    self.keyword.delete(p.stale)
             tally.chunks_added += len(p.chunks)
             tally.chunks_deleted += len(p.stale)
             (tally.updated if p.existed else tally.added).append(p.source)
@@ -176,4 +197,6 @@ class Indexer:
         ids = self.store.ids({"source": source})
         if ids:
             self.store.delete(ids)
+            if self.keyword is not None:
+                self.keyword.delete(ids)
         return len(ids)
