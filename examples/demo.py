@@ -1,17 +1,22 @@
 """Index the sample documents and answer a few questions, offline.
 
-Run with ``make demo`` (or ``python examples/demo.py [KB_FOLDER]``). Uses the embedded
-defaults: the bundled all-MiniLM-L6-v2, a Chroma store in the kb folder, and extractive
-answers, so no API key and no network are needed.
+Run with ``make demo`` (or ``python examples/demo.py [--llm] [KB_FOLDER]``). Uses the
+embedded defaults: the bundled all-MiniLM-L6-v2, a Chroma store in the kb folder, hybrid
+retrieval and extractive answers, so no API key and no network are needed. With
+``--llm`` (``make demo-llm``) a local llama.cpp model writes the answers (the bundled
+SmolLM2-135M GGUF, a very small model: expect short, sometimes clumsy answers), streamed
+as they are generated; every claim is still checked against the passages.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from ragkit import RAG
+from ragkit import RAG, Answer
 
 HERE = Path(__file__).resolve().parent
 QUESTIONS = [
@@ -22,21 +27,38 @@ QUESTIONS = [
 ]
 
 
-def main(kb: Path) -> None:
-    with RAG(kb) as rag:
+def main(kb: Path, llm: bool = False) -> None:
+    generator: Any = None
+    if llm:
+        from ragkit.generation.llamacpp import LlamaCppGenerator
+
+        generator = LlamaCppGenerator(max_tokens=96)
+    with RAG(kb, generator=generator) as rag:
         report = rag.add(HERE / "sample_docs")
         print(f"Indexed {HERE / 'sample_docs'} into {kb}:")
         print(report)
         print()
         for question in QUESTIONS:
             print(f"Q: {question}")
-            print(rag.ask(question))
+            if not llm:
+                print(rag.ask(question))
+            else:
+                for item in rag.stream(question):
+                    if isinstance(item, Answer):
+                        print(f"\nVerified: {item}")
+                    else:
+                        sys.stdout.write(item)
+                        sys.stdout.flush()
             print("-" * 72)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kb", nargs="?", help="knowledge-base folder (default: a temporary one)")
+    parser.add_argument("--llm", action="store_true", help="answer with the local SmolLM2")
+    args = parser.parse_args()
+    if args.kb:
+        main(Path(args.kb), llm=args.llm)
     else:
         with tempfile.TemporaryDirectory(prefix="ragkit-demo-") as tmp:
-            main(Path(tmp) / "kb")
+            main(Path(tmp) / "kb", llm=args.llm)

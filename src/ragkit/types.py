@@ -305,6 +305,12 @@ class Answer:
         if self.extractive and not self.refused:
             lines.append("(extractive answer: sentences quoted from your documents)")
         lines.append(self.text)
+        notes = self.format_sources()
+        return "\n".join(lines) + ("\n" + notes if notes else "")
+
+    def format_sources(self) -> str:
+        """The numbered sources, unsupported claims and related passages, as text."""
+        lines: list[str] = []
         if self.citations:
             lines.append("")
             lines.append("Sources:")

@@ -122,13 +122,32 @@ def test_ask_returns_a_cited_answer(docs: Path) -> None:
 
 
 def test_custom_generator_and_stream(docs: Path) -> None:
-    rag = _rag(generator=FakeGenerator(cite=(1,)))
+    rag = _rag(generator=FakeGenerator(cite=(1,)), verify=False)
     rag.add(docs)
     items = list(rag.stream("timeout", k=1))
     final = items[-1]
     assert isinstance(final, Answer)
     assert final.text == "Answer from the context [1]."
     assert len(final.citations) == 1
+
+
+def test_verification_refuses_an_answer_no_passage_supports(docs: Path) -> None:
+    rag = _rag(generator=FakeGenerator(cite=(1,), text="Penguins migrate across deserts"))
+    rag.add(docs)
+    answer = rag.ask("default timeout", k=2)
+    assert answer.refused
+    assert answer.citations == ()
+    assert answer.related
+    assert answer.unsupported == ("Penguins migrate across deserts.",)
+
+
+def test_verified_extractive_answer_keeps_its_quotes(docs: Path) -> None:
+    rag = _rag()
+    rag.add(docs)
+    answer = rag.ask("What is the default timeout?", k=2)
+    assert not answer.refused
+    assert answer.citations[0].quote == "The default timeout is five seconds."
+    assert answer.unsupported == ()
 
 
 def test_kb_folder_remembers_embedder_and_store(tmp_path: Path, docs: Path) -> None:

@@ -33,6 +33,16 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--kb", required=True, help="knowledge-base folder")
     ask.add_argument("--k", type=int, default=4, help="chunks to answer from (default 4)")
     ask.add_argument("--json", action="store_true", help="print the answer as JSON")
+    ask.add_argument(
+        "--llm",
+        nargs="?",
+        const="",
+        metavar="GGUF",
+        help="answer with a local llama.cpp model (default: the bundled SmolLM2-135M GGUF)",
+    )
+    ask.add_argument(
+        "--no-verify", action="store_true", help="skip checking claims against the passages"
+    )
 
     stats = sub.add_parser("stats", help="show what a knowledge base holds")
     stats.add_argument("--kb", required=True, help="knowledge-base folder")
@@ -78,18 +88,38 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _ask(args: argparse.Namespace) -> int:
     from ragkit.rag import RAG
+    from ragkit.types import Answer
 
-    with RAG(args.kb) as rag:
+    generator: Any = None
+    if args.llm is not None:
+        from ragkit.generation.llamacpp import LlamaCppGenerator
+
+        generator = LlamaCppGenerator(args.llm or None)
+    with RAG(args.kb, generator=generator, verify=not args.no_verify) as rag:
         if args.json:
             answer = rag.ask(args.question, k=args.k)
             print(json.dumps(answer.to_dict(), indent=2, default=str))
             return 0
-        final: Any = None
+        streamed: list[str] = []
+        final: Answer | None = None
         for item in rag.stream(args.question, k=args.k):
             if isinstance(item, str):
-                continue  # the extractive default writes all at once; print the final form
-            final = item
-        print(final)
+                streamed.append(item)
+                sys.stdout.write(item)
+                sys.stdout.flush()
+            else:
+                final = item
+        if final is None:  # pragma: no cover - the chain always ends with an Answer
+            return 1
+        print()
+        if final.text != "".join(streamed).strip():
+            # Verification re-pointed or removed markers, or turned the text into a refusal.
+            print(f"\nVerified: {final.text}")
+        if final.extractive and not final.refused:
+            print("(extractive answer: sentences quoted from your documents)")
+        sources = final.format_sources()
+        if sources:
+            print(sources)
     return 0
 
 

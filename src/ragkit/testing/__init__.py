@@ -17,7 +17,7 @@ from typing import Any
 
 from ragkit.testing.fakes import FakeEmbedder, FakeGenerator
 
-__all__ = ["FakeEmbedder", "FakeGenerator", "VectorStoreContract"]
+__all__ = ["FakeEmbedder", "FakeGenerator", "RetrieverContract", "VectorStoreContract"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from ragkit.testing.store_contract import VectorStoreContract
 
         return VectorStoreContract
+    if name == "RetrieverContract":
+        from ragkit.testing.retriever_contract import RetrieverContract
+
+        return RetrieverContract
     raise AttributeError(f"module 'ragkit.testing' has no attribute {name!r}")
