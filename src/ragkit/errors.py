@@ -12,6 +12,7 @@ catch either::
     │   ├── UnsupportedFormatError            no loader understands the content
     │   └── NoTextError                       the file (or page) holds no extractable text
     ├── StoreError                            a vector store failed or is inconsistent
+    ├── KnowledgeBaseLockedError              another process is writing the kb
     └── GenerationError                       the generator failed to produce an answer
 """
 
@@ -21,6 +22,7 @@ __all__ = [
     "ConfigurationError",
     "EmbedderMismatchError",
     "GenerationError",
+    "KnowledgeBaseLockedError",
     "LoaderError",
     "MissingDependencyError",
     "NoTextError",
@@ -78,6 +80,23 @@ class NoTextError(LoaderError):
 
 class StoreError(RagkitError):
     """A vector store operation failed or the store's files are inconsistent."""
+
+
+class KnowledgeBaseLockedError(RagkitError):
+    """Another process (or ``RAG`` object) is writing this knowledge base.
+
+    Attributes:
+        lock_file: the lock file (``kb/.lock``) that is held.
+    """
+
+    def __init__(self, lock_file: object) -> None:
+        self.lock_file = str(lock_file)
+        super().__init__(
+            f"the knowledge base is being written by another process: {self.lock_file} is "
+            "locked. Wait for that add/sync/delete to finish and try again (reading the "
+            "knowledge base meanwhile is safe). The lock is released when its process "
+            "ends, even after a crash, so it never needs to be deleted by hand"
+        )
 
 
 class GenerationError(RagkitError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +18,11 @@ from ragkit._build import (
     open_store,
 )
 from ragkit.chain import RetrievalQA
-from ragkit.errors import ConfigurationError
+from ragkit.errors import ConfigurationError, KnowledgeBaseLockedError
 from ragkit.indexing.indexer import Indexer, Progress, Source
+from ragkit.indexing.lock import KnowledgeBaseLock, ReadWriteLock
 from ragkit.indexing.manifest import Manifest
+from ragkit.indexing.record import RECORD_NAME, IndexRecord
 from ragkit.protocols import (
     Chunker,
     Embedder,
@@ -76,6 +79,12 @@ class RAG:
             supporting sentences, flag unsupported claims, and refuse when nothing
             retrieved is relevant enough (:class:`~ragkit.verification.CitationVerifier`).
         k: chunks given to the generator per question.
+
+    Writes (``add``, ``sync``, ``delete``) are incremental and crash safe, and hold the
+    folder's lock file (``path/.lock``): a second process writing the same folder gets
+    :class:`~ragkit.errors.KnowledgeBaseLockedError`. Reads need no lock; one object
+    serves ``ask``/``retrieve`` from many threads while it indexes, and a query sees
+    each indexed batch completely or not at all. See ``docs/updating.md``.
     """
 
     def __init__(
@@ -145,7 +154,7 @@ class RAG:
 
             generator = ExtractiveGenerator(embedder=self.embedder)
         self.chunker = chunker
-        self.indexer = Indexer(loader, chunker, self.embedder, self.store, keyword=self.keyword)
+        self.indexer = self._setup_writes(loader, chunker)
         verifier = None
         if verify:
             from ragkit.verification import CitationVerifier
@@ -158,6 +167,35 @@ class RAG:
             chunker=chunker_settings(chunker),
         )
         self._checked = False
+        self._recover_if_free()
+
+    def _setup_writes(self, loader: Loader, chunker: Chunker) -> Indexer:
+        """The indexer, the record, the kb lock and the lock between readers and writes."""
+        self._rw = ReadWriteLock()
+        self._kb_lock = KnowledgeBaseLock(self.path) if self.path is not None else None
+        self.record = IndexRecord(self.path / RECORD_NAME if self.path is not None else None)
+        return Indexer(
+            loader,
+            chunker,
+            self.embedder,
+            self.store,
+            keyword=self.keyword,
+            record=self.record,
+            write_guard=self._rw.write,
+        )
+
+    def _recover_if_free(self) -> None:
+        """Repair an interrupted write now, unless another process is writing."""
+        if not self.record.pending() and self.record.chunk_total() == self.store.count():
+            return
+        try:
+            with self._writing():
+                self.indexer.recover()
+        except KnowledgeBaseLockedError:
+            logger.info("%s is being written by another process; not repairing", self.path)
+
+    def _writing(self) -> AbstractContextManager[None]:
+        return self._kb_lock.hold() if self._kb_lock is not None else nullcontext()
 
     def _prepare_write(self) -> None:
         """Check the embedder's dimension against the kb and record it, once."""
@@ -179,8 +217,13 @@ class RAG:
     ) -> IndexReport:
         """Index files, folders and :class:`~ragkit.types.Document` objects.
 
-        Files that fail are listed in the report with the reason; the rest is indexed.
-        Adding the same content again writes nothing new.
+        Incremental: a file whose bytes (and the chunker settings) are unchanged since it
+        was indexed is skipped without being read again, a changed one has its chunks
+        replaced, a new one is added. Files that fail are listed in the report with the
+        reason; the rest is indexed.
+
+        Raises:
+            KnowledgeBaseLockedError: another process is writing this knowledge base.
         """
         flat: list[Source] = []
         for item in sources:
@@ -188,32 +231,66 @@ class RAG:
                 flat.append(item)
             else:
                 flat.extend(item)
-        with self._lock:
+        with self._lock, self._writing():
             self._prepare_write()
             report = self.indexer.add(flat, include=include, exclude=exclude, progress=progress)
         logger.info("indexed: %s", report)
         return report
 
+    def sync(
+        self,
+        path: str | Path,
+        *,
+        include: Sequence[str] = ("**/*",),
+        exclude: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        """Make the index match the folder (or file) ``path``.
+
+        Like :meth:`add`, and also deletes the chunks of sources under ``path`` that
+        are gone (or no longer match ``include``/``exclude``); they are listed in
+        ``report.deleted``.
+
+        Raises:
+            KnowledgeBaseLockedError: another process is writing this knowledge base.
+        """
+        with self._lock, self._writing():
+            self._prepare_write()
+            report = self.indexer.sync(path, include=include, exclude=exclude, progress=progress)
+        logger.info("synced: %s", report)
+        return report
+
     def delete(self, source: str | Path) -> int:
-        """Remove every chunk of ``source``; returns how many chunks were removed."""
-        with self._lock:
+        """Remove every chunk of ``source``; returns how many chunks were removed.
+
+        Raises:
+            KnowledgeBaseLockedError: another process is writing this knowledge base.
+        """
+        with self._lock, self._writing():
             return self.indexer.delete(str(source))
 
     def retrieve(
         self, query: str, k: int | None = None, filters: Filters | None = None
     ) -> list[ScoredChunk]:
         """The chunks most relevant to ``query``, best first."""
-        return self.qa.retrieve(query, k, filters)
+        with self._rw.read():
+            return self.qa.retrieve(query, k, filters)
 
     def ask(self, question: str, k: int | None = None, filters: Filters | None = None) -> Answer:
         """Answer ``question`` from the indexed documents, citing them."""
-        return self.qa.ask(question, k, filters)
+        with self._rw.read():
+            return self.qa.ask(question, k, filters)
 
     def stream(
         self, question: str, k: int | None = None, filters: Filters | None = None
     ) -> Iterator[str | Answer]:
         """Yield the answer text as it is written, then the complete :class:`Answer`."""
-        return self.qa.stream(question, k, filters)
+        items = self.qa.stream(question, k, filters)
+        with self._rw.read():  # retrieval runs before the first item
+            first = next(items, None)
+        if first is not None:
+            yield first
+            yield from items
 
     def stats(self) -> dict[str, Any]:
         """What is indexed: sources, chunks, embedder, store."""
@@ -233,7 +310,7 @@ class RAG:
 
     def close(self) -> None:
         """Release files held by the store, the keyword index and the embedding cache."""
-        for part in (self.store, self.keyword, self.embedder):
+        for part in (self.store, self.keyword, self.embedder, self.record):
             close = getattr(part, "close", None)
             if callable(close):
                 close()

@@ -28,6 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--exclude", action="append", default=[], help="glob to skip (repeatable)")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    sync = sub.add_parser(
+        "sync", help="make a knowledge base match a folder: add new, update changed, drop gone"
+    )
+    sync.add_argument("path", help="the folder (or file) to mirror")
+    sync.add_argument("--kb", required=True, help="knowledge-base folder")
+    sync.add_argument("--store", choices=("chroma", "faiss", "memory"), default=None)
+    sync.add_argument("--include", action="append", help="glob of files to take (repeatable)")
+    sync.add_argument("--exclude", action="append", default=[], help="glob to skip (repeatable)")
+    sync.add_argument("--json", action="store_true", help="print the report as JSON")
+
     ask = sub.add_parser("ask", help="answer a question from a knowledge base")
     ask.add_argument("question")
     ask.add_argument("--kb", required=True, help="knowledge-base folder")
@@ -70,13 +80,14 @@ def _ingest(args: argparse.Namespace) -> int:
             bar.set_postfix_str(os.path.basename(source)[-40:], refresh=False)
             bar.update(1)
 
-        report = rag.add(
-            *args.paths,
-            include=tuple(args.include or ("**/*",)),
-            exclude=tuple(args.exclude),
-            progress=progress,
-        )
-        bar.close()
+        globs = {"include": tuple(args.include or ("**/*",)), "exclude": tuple(args.exclude)}
+        try:
+            if args.command == "sync":
+                report = rag.sync(args.path, **globs, progress=progress)
+            else:
+                report = rag.add(*args.paths, **globs, progress=progress)
+        finally:
+            bar.close()
     if args.json:
         from dataclasses import asdict
 
@@ -138,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_third_party()
     from ragkit.errors import RagkitError
 
-    handlers = {"ingest": _ingest, "ask": _ask, "stats": _stats, "eval": run_eval}
+    handlers = {"ingest": _ingest, "sync": _ingest, "ask": _ask, "stats": _stats, "eval": run_eval}
     try:
         return handlers[args.command](args)
     except RagkitError as exc:

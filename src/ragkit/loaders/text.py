@@ -6,12 +6,18 @@ Also home of the byte-decoding helpers that the other text-based loaders share.
 from __future__ import annotations
 
 import codecs
+import os
 from pathlib import Path
 
 from ragkit.errors import LoaderError, NoTextError, UnsupportedFormatError
 from ragkit.types import Document, PageSpan
 
-__all__ = ["TextLoader", "decode_text", "read_bytes"]
+__all__ = ["MAX_FILE_BYTES", "TextLoader", "decode_text", "read_bytes"]
+
+#: The largest file the loaders read (they hold a file's text in memory to keep exact
+#: offsets). A larger file is reported as failed, with its size, instead of risking
+#: running out of memory; split it, or pass ``max_bytes`` to the loader.
+MAX_FILE_BYTES = 32 * 1024 * 1024
 
 # Checked in this order: the UTF-32 LE mark starts with the UTF-16 LE one.
 _BOMS = (
@@ -27,10 +33,25 @@ _TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
 _MAX_CONTROL_SHARE = 0.1
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's content, or a :class:`LoaderError` that says why it can't be read."""
+def read_bytes(path: Path, max_bytes: int | None = MAX_FILE_BYTES) -> bytes:
+    """The file's content, or a :class:`LoaderError` that says why it can't be read.
+
+    Files over ``max_bytes`` (``None``: no limit) fail without being read.
+    """
     try:
-        return path.read_bytes()
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                raise LoaderError(
+                    str(path),
+                    f"is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB limit "
+                    "for one file (its text would be held in memory); split it into smaller "
+                    "files, or raise the limit with TextLoader(max_bytes=...)",
+                )
+            data = file.read(max_bytes + 1 if max_bytes is not None else -1)
+            if max_bytes is not None and len(data) > max_bytes:  # grew while reading
+                raise LoaderError(str(path), "grew past the size limit while being read")
+            return data
     except IsADirectoryError as exc:
         raise LoaderError(str(path), "is a directory, not a file; use walk() on it") from exc
     except OSError as exc:
@@ -128,7 +149,14 @@ class TextLoader:
         >>> docs = TextLoader().load(Path("rfc2616.txt"))  # doctest: +SKIP
         >>> docs[0].pages[0].number  # doctest: +SKIP
         1
+
+    Args:
+        max_bytes: larger files fail with a :class:`~ragkit.errors.LoaderError` that
+            gives their size (default :data:`MAX_FILE_BYTES`); ``None`` for no limit.
     """
+
+    def __init__(self, max_bytes: int | None = MAX_FILE_BYTES) -> None:
+        self.max_bytes = max_bytes
 
     def load(self, path: Path) -> list[Document]:
         """Read ``path`` as one document.
@@ -139,7 +167,7 @@ class TextLoader:
             LoaderError: the file cannot be read.
         """
         source = str(path)
-        text, encoding = decode_text(read_bytes(path), source)
+        text, encoding = decode_text(read_bytes(path, self.max_bytes), source)
         if not text.strip():
             raise NoTextError(source, "the file is empty or holds only whitespace")
         metadata = {"format": "text", "encoding": encoding}
