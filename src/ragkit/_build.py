@@ -74,18 +74,27 @@ def sync_keyword_index(index: KeywordIndex, store: VectorStore, batch: int = 100
     return len(missing) + len(extra)
 
 
-def open_keyword_index(folder: Path | None, store: VectorStore) -> KeywordIndex:
-    """The kb's keyword index, rebuilt from the store when missing, unreadable or stale."""
-    from ragkit.retrieval.keyword import KeywordIndex
+def open_keyword_index(
+    folder: Path | None, store: VectorStore, scope: str = "chunk"
+) -> KeywordIndex:
+    """The kb's keyword index, rebuilt from the store when missing, unreadable or stale.
+
+    ``scope`` only changes how BM25 scores (per chunk or per whole document); the saved
+    index is the same for both.
+    """
+    from ragkit.retrieval.keyword import SCOPES, KeywordIndex
+
+    if scope not in SCOPES:
+        raise ConfigurationError(f"unknown keyword_scope {scope!r}; use 'chunk' or 'document'")
 
     path = folder / KEYWORD_FOLDER if folder is not None else None
     try:
-        index = KeywordIndex(path)
+        index = KeywordIndex(path, scope=scope)  # type: ignore[arg-type]
     except StoreError as exc:
         assert path is not None  # an in-memory index cannot fail to load
         logger.warning("%s; rebuilding the keyword index from the vector store", exc)
         shutil.rmtree(path, ignore_errors=True)
-        index = KeywordIndex(path)
+        index = KeywordIndex(path, scope=scope)  # type: ignore[arg-type]
     sync_keyword_index(index, store)
     return index
 

@@ -12,6 +12,7 @@ from ragkit.errors import ConfigurationError, StoreError
 from ragkit.retrieval import BM25Retriever, KeywordIndex, Tokenizer
 from ragkit.retrieval.tokenize import LUCENE_STOPWORDS
 from ragkit.testing.store_contract import make_chunk
+from ragkit.types import Chunk
 
 PLAIN = Tokenizer(stemmer=None, stopwords=())
 
@@ -230,3 +231,65 @@ def test_unreadable_or_foreign_files_raise_store_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigurationError, match="not a folder"):
         KeywordIndex(tmp_path / "file")
+
+
+# -- document scope ----------------------------------------------------------------------
+
+
+def _part(chunk_id: str, document: str, text: str, start: int, **metadata: str) -> Chunk:
+    """A chunk of ``text`` starting at ``start`` in a document whose id is ``document``."""
+    return Chunk(
+        chunk_id, text, document, f"{document}.md", start, start + len(text), metadata=metadata
+    )
+
+
+def test_document_scope_scores_each_chunk_as_its_whole_document() -> None:
+    # Document "a" is "alpha beta gamma", cut into two chunks that overlap on "beta".
+    chunks = [
+        _part("a2", "a", "beta gamma", 6),
+        _part("a1", "a", "alpha beta", 0),
+        _part("b1", "b", "beta delta", 0),
+    ]
+    by_chunk = KeywordIndex(tokenizer=PLAIN)
+    by_chunk.upsert(chunks)
+    assert [h.chunk.id for h in by_chunk.search("alpha", 5)] == ["a1"]
+
+    index = KeywordIndex(tokenizer=PLAIN, scope="document")
+    index.upsert(chunks)
+    hits = index.search("alpha", 5)
+    assert [h.chunk.id for h in hits] == ["a1", "a2"]  # a tie, in id order
+    # Two documents of 3 terms (the overlap counted once) and 2 terms: average 2.5.
+    expected = _bm25(1, 1, 3, n=2, avgdl=2.5, k1=1.2, b=0.75)
+    assert [h.score for h in hits] == pytest.approx([expected, expected], rel=1e-5)
+    scores = {h.chunk.id: h.score for h in index.search("gamma delta", 5)}
+    assert scores["a1"] == scores["a2"] == pytest.approx(expected, rel=1e-5)
+    assert scores["b1"] == pytest.approx(_bm25(1, 1, 2, n=2, avgdl=2.5, k1=1.2, b=0.75), rel=1e-5)
+    assert [h.chunk.id for h in index.search("alpha", 1, filters={"source": "b.md"})] == []
+    assert "scope='document'" in repr(index)
+
+
+def test_document_scope_adds_the_title_once_and_follows_changes() -> None:
+    index = KeywordIndex(tokenizer=PLAIN, scope="document")
+    index.upsert(
+        [
+            _part("a1", "a", "alpha beta", 0, title="Kappa"),
+            _part("a2", "a", "gamma", 11, title="Kappa"),  # a gap before it: no overlap
+            _part("b1", "b", "beta delta", 0),
+        ]
+    )
+    hits = index.search("kappa", 5)
+    assert [h.chunk.id for h in hits] == ["a1", "a2"]
+    # "kappa alpha beta gamma": 4 terms, the title counted once; average (4 + 2) / 2.
+    assert hits[0].score == pytest.approx(_bm25(1, 1, 4, n=2, avgdl=3.0, k1=1.2, b=0.75), rel=1e-5)
+    index.delete(["a1"])  # document "a" is now "kappa gamma"
+    assert index.search("alpha", 5) == []
+    hits = index.search("kappa", 5)
+    assert [h.chunk.id for h in hits] == ["a2"]
+    assert hits[0].score == pytest.approx(_bm25(1, 1, 2, n=2, avgdl=2.0, k1=1.2, b=0.75), rel=1e-5)
+    index.upsert([_part("a3", "a", "alpha", 20, title="Kappa")])
+    assert [h.chunk.id for h in index.search("alpha", 5)] == ["a2", "a3"]
+
+
+def test_unknown_scope_is_rejected() -> None:
+    with pytest.raises(ConfigurationError, match="scope"):
+        KeywordIndex(scope="page")  # type: ignore[arg-type]

@@ -261,3 +261,18 @@ def test_keyword_index_is_rebuilt_when_missing_or_stale(
     with _rag(kb, retrieval="keyword") as rag:
         assert rag.keyword is not None
         assert rag.keyword.ids() == rag.store.ids()
+
+
+def test_keyword_scope_document_scores_chunks_by_their_whole_document() -> None:
+    chunker = RecursiveChunker(chunk_size=30, chunk_overlap=0, length="characters")
+    text = "Zebras graze on the savanna. Lions hunt them at dawn near rivers."
+    rag = RAG(
+        embedder=FakeEmbedder(), chunker=chunker, retrieval="keyword", keyword_scope="document"
+    )
+    rag.add(Document(text=text, source="wild.txt"), Document(text="Cats sleep.", source="c.txt"))
+    hits = rag.retrieve("zebras lions", k=5)
+    wild = [h for h in hits if h.chunk.source == "wild.txt"]
+    assert len(wild) >= 2  # every chunk of the document matches, not only the one with the words
+    assert len({round(h.score, 6) for h in wild}) == 1
+    with pytest.raises(ConfigurationError, match="keyword_scope"):
+        RAG(embedder=FakeEmbedder(), keyword_scope="paragraph")

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,9 +22,13 @@ from ragkit.stores.codec import chunk_from_json, chunk_to_json, flat_fields, ran
 from ragkit.stores.filters import matches, parse_filters
 from ragkit.types import Chunk, Scalar, ScoredChunk
 
-__all__ = ["BM25Retriever", "KeywordIndex"]
+__all__ = ["BM25Retriever", "KeywordIndex", "Scope"]
 
 logger = logging.getLogger(__name__)
+
+#: What a chunk's BM25 score is computed over: its own text, or its whole document's.
+Scope = Literal["chunk", "document"]
+SCOPES = ("chunk", "document")
 
 DB_FILE = "keyword.sqlite"
 _FORMAT = 1
@@ -68,6 +72,14 @@ class KeywordIndex:
     (chunk JSON and its terms; nothing pickled), loaded on open; terms are recomputed
     when the tokenizer or ``context`` changed.
 
+    With ``scope="document"``, BM25 scores whole documents (the text the chunks of one
+    ``document_id`` cover, rebuilt from their spans, plus the context once) and every
+    chunk gets its document's score: for short documents, such as abstracts or product
+    pages, the words of the whole document say more about each passage than the passage
+    alone. Chunks of one document then tie, and are returned in id order. Keep the
+    default ``"chunk"`` for long documents, where one score per document says nothing
+    about which passage matches.
+
     Example:
         >>> index = KeywordIndex()
         >>> index.upsert(chunks)  # doctest: +SKIP
@@ -80,6 +92,8 @@ class KeywordIndex:
         b: length normalization, from 0 (none) to 1 (full).
         context: metadata keys whose string values are indexed along with the text
             (unless the text already holds them).
+        scope: ``"chunk"`` (each chunk scored on its own text) or ``"document"`` (each
+            chunk scored as its whole document).
     """
 
     def __init__(
@@ -90,9 +104,13 @@ class KeywordIndex:
         k1: float = 1.2,
         b: float = 0.75,
         context: Sequence[str] = ("title", "heading_path"),
+        scope: Scope = "chunk",
     ) -> None:
         if k1 < 0 or not 0 <= b <= 1:
             raise ConfigurationError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
+        if scope not in SCOPES:
+            raise ConfigurationError(f"unknown scope {scope!r}; use 'chunk' or 'document'")
+        self.scope: Scope = scope
         self.tokenizer = tokenizer or Tokenizer()
         self.k1, self.b = k1, b
         self.context = tuple(context)
@@ -102,6 +120,9 @@ class KeywordIndex:
         self._vocab: dict[str, int] = {}
         self._bm25: Any = None  # bm25s.BM25 over _order, or None after a change
         self._order: list[str] = []
+        # scope="document": each position of _order -> its document's row in the matrix
+        self._rows: NDArray[np.intp] | None = None
+        self._documents: dict[str, tuple[tuple[str, ...], list[int]]] = {}  # doc -> (ids, terms)
         self._db: sqlite3.Connection | None = None
         if self.path is not None:
             self._open(self.path)
@@ -165,6 +186,8 @@ class KeywordIndex:
                 return []
             bm25 = self._index()
             scores: NDArray[np.float32] = bm25.get_scores_from_ids(known)
+            if self._rows is not None:
+                scores = scores[self._rows]
             hits = np.flatnonzero(scores > 0)
             if conditions:
                 entries = self._entries
@@ -185,12 +208,58 @@ class KeywordIndex:
             import bm25s
 
             self._order = list(self._entries)
-            corpus = [self._entries[i].terms.tolist() for i in self._order]
+            if self.scope == "document":
+                corpus = self._document_corpus()
+            else:
+                corpus = [self._entries[i].terms.tolist() for i in self._order]
+                self._rows = None
             bm25 = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
             bm25.index((corpus, self._vocab), create_empty_token=False, show_progress=False)
             self._bm25 = bm25
             logger.debug("built BM25 over %d chunks, %d terms", len(corpus), len(self._vocab))
         return self._bm25
+
+    def _document_corpus(self) -> list[list[int]]:
+        """One term list per document; sets ``_rows`` (chunk position -> document row)."""
+        members: dict[str, list[str]] = {}
+        for chunk_id in self._order:
+            members.setdefault(self._entries[chunk_id].chunk.document_id, []).append(chunk_id)
+        corpus: list[list[int]] = []
+        row_of: dict[str, int] = {}
+        documents: dict[str, tuple[tuple[str, ...], list[int]]] = {}
+        for document_id, ids in members.items():
+            key = tuple(sorted(ids))
+            cached = self._documents.get(document_id)
+            if cached is None or cached[0] != key:
+                chunks = [self._entries[i].chunk for i in key]
+                terms = self._term_ids(self._document_terms(chunks)).tolist()
+                cached = (key, terms)
+            documents[document_id] = cached
+            row_of[document_id] = len(corpus)
+            corpus.append(cached[1])
+        self._documents = documents
+        self._rows = np.fromiter(
+            (row_of[self._entries[i].chunk.document_id] for i in self._order),
+            np.intp,
+            len(self._order),
+        )
+        return corpus
+
+    def _document_terms(self, chunks: Sequence[Chunk]) -> list[str]:
+        """Terms of the text ``chunks`` cover (overlaps once, gaps as line breaks)."""
+        parts: list[str] = []
+        end = -1
+        for chunk in sorted(chunks, key=lambda c: (c.start, c.end)):
+            if chunk.start < end:  # overlaps the text so far: add only what is new
+                parts.append(chunk.text[end - chunk.start :])
+            else:
+                parts.append(("\n" if parts else "") + chunk.text)
+            end = max(end, chunk.end)
+        text = "".join(parts)
+        first = chunks[0].metadata
+        context = [first.get(key) for key in self.context]
+        extra = [p for p in context if isinstance(p, str) and p and p not in text]
+        return self.tokenizer.tokenize("\n".join([*extra, text]))
 
     def _write(self, sql: str, rows: list[tuple[str, ...]]) -> None:
         if self._db is None or not rows:
@@ -248,7 +317,10 @@ class KeywordIndex:
         self.close()
 
     def __repr__(self) -> str:
-        return f"KeywordIndex(path={self.path}, k1={self.k1}, b={self.b}, count={self.count()})"
+        return (
+            f"KeywordIndex(path={self.path}, k1={self.k1}, b={self.b}, scope={self.scope!r}, "
+            f"count={self.count()})"
+        )
 
 
 class BM25Retriever:
