@@ -19,6 +19,10 @@ Example::
     print(report.metrics["ndcg@10"], report.latency_p95_ms)
 
 From a shell: ``ragkit eval beir ../shared/bench/scifact --split test``.
+
+* :mod:`ragkit.eval.squad` — answer evaluation on SQuAD files: gold paragraph in the
+  top 1 and ``k``, citation precision, answer-contains-gold, official EM/F1, refusal
+  rates (``ragkit eval squad ../shared/bench/squad``).
 """
 
 from ragkit.eval.beir import BeirDataset, beir_document, read_corpus, read_qrels, read_queries
@@ -35,6 +39,18 @@ from ragkit.eval.metrics import (
     recall_at_k,
 )
 from ragkit.eval.runner import RetrievalReport, document_scores, evaluate_retrieval
+from ragkit.eval.squad import (
+    AnswerReport,
+    QuestionResult,
+    SquadDataset,
+    SquadQuestion,
+    contains_answer,
+    evaluate_answers,
+    exact_match,
+    f1_score,
+    normalize_answer,
+    read_squad,
+)
 
 __all__ = [
     "DEFAULT_MEASURES",
@@ -55,4 +71,18 @@ __all__ = [
     "read_qrels",
     "read_queries",
     "recall_at_k",
+]
+
+# SQuAD answer evaluation (appended: see ragkit.eval.squad).
+__all__ += [
+    "AnswerReport",
+    "QuestionResult",
+    "SquadDataset",
+    "SquadQuestion",
+    "contains_answer",
+    "evaluate_answers",
+    "exact_match",
+    "f1_score",
+    "normalize_answer",
+    "read_squad",
 ]
