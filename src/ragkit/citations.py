@@ -5,9 +5,15 @@ from __future__ import annotations
 import re
 
 from ragkit.analysis import content_terms, split_sentences
-from ragkit.types import Answer, Citation, Generation, ScoredChunk
+from ragkit.types import Answer, Chunk, Citation, Generation, ScoredChunk
 
-__all__ = ["answer_from_generation", "cite", "claims_by_marker", "is_refusal"]
+__all__ = [
+    "answer_from_generation",
+    "citation_for",
+    "cite",
+    "claims_by_marker",
+    "is_refusal",
+]
 
 # [1], [1, 2], [1,2,3]: what models write.
 _MARKERS = re.compile(r"\s?\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -74,13 +80,12 @@ def _quoted_span(chunk_text: str, claims: list[str]) -> tuple[int, int] | None:
     return min(s for s, _ in found), max(e for _, e in found)
 
 
-def _citation(marker: int, hit: ScoredChunk, claims: list[str]) -> Citation:
-    chunk = hit.chunk
-    start, end = 0, len(chunk.text)
-    span = _quoted_span(chunk.text, claims)
-    if span is not None:
-        start, end = span
-    # Offsets are into the chunk; the chunk's own offsets place them in the document.
+def citation_for(marker: int, chunk: Chunk, start: int, end: int) -> Citation:
+    """A citation quoting ``chunk.text[start:end]``, placed in the source document.
+
+    ``start`` and ``end`` are offsets into the chunk; the chunk's own offsets turn them
+    into offsets into the document text.
+    """
     return Citation(
         marker=marker,
         chunk_id=chunk.id,
@@ -94,6 +99,12 @@ def _citation(marker: int, hit: ScoredChunk, claims: list[str]) -> Citation:
         page_label_end=chunk.page_label_end,
         metadata=chunk.metadata,
     )
+
+
+def _citation(marker: int, hit: ScoredChunk, claims: list[str]) -> Citation:
+    span = _quoted_span(hit.chunk.text, claims)
+    start, end = span if span is not None else (0, len(hit.chunk.text))
+    return citation_for(marker, hit.chunk, start, end)
 
 
 _REFUSAL_PHRASE = re.compile(

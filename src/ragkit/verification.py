@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ragkit.analysis import content_terms, split_sentences
+from ragkit.citations import citation_for
 from ragkit.protocols import Embedder
 from ragkit.types import Answer, Citation, ScoredChunk
 
@@ -245,18 +246,5 @@ class CitationVerifier:
 
     @staticmethod
     def _citation(marker: int, hit: ScoredChunk, spans: list[tuple[int, int]]) -> Citation:
-        chunk = hit.chunk
         start, end = min(s for s, _ in spans), max(e for _, e in spans)
-        return Citation(
-            marker=marker,
-            chunk_id=chunk.id,
-            source=chunk.source,
-            start=chunk.start + start,
-            end=chunk.start + end,
-            quote=chunk.text[start:end],
-            page=chunk.page,
-            page_end=chunk.page_end,
-            page_label=chunk.page_label,
-            page_label_end=chunk.page_label_end,
-            metadata=chunk.metadata,
-        )
+        return citation_for(marker, hit.chunk, start, end)
