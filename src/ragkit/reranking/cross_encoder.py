@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ragkit._deps import require
+from ragkit._models import shared_model
 from ragkit.errors import ConfigurationError
 from ragkit.types import ScoredChunk
 
@@ -25,8 +25,6 @@ _ACTIVATIONS = ("default", "sigmoid", "none")
 
 # Loaded models, shared by every reranker in the process with the same settings (a
 # server answering for several knowledge bases loads the weights once).
-_MODELS: dict[tuple[str, str, int | None, str], Any] = {}
-_MODELS_LOCK = threading.Lock()
 
 
 def _is_local_path(model: str | os.PathLike[str]) -> bool:
@@ -127,38 +125,38 @@ class CrossEncoderReranker:
         if self._model is not None:
             return self._model
         key = (
+            "cross-encoder",
             self.model_name,
             self.device,
             self.max_length,
             repr(sorted(self._model_kwargs.items())),
         )
-        with _MODELS_LOCK:
-            model = _MODELS.get(key)
-            if model is None:
-                st = require(
-                    "sentence_transformers",
-                    extra="embeddings",
-                    purpose="CrossEncoderReranker",
-                    package="sentence-transformers",
-                )
-                logger.info("loading cross-encoder %s", self.model_name)
-                try:
-                    model = st.CrossEncoder(
-                        self.model_name,
-                        device=self.device,
-                        max_length=self.max_length,
-                        **self._model_kwargs,
-                    )
-                except (OSError, ValueError) as exc:
-                    raise ConfigurationError(
-                        f"Could not load cross-encoder {self.model_name!r}: {exc}. Pass a "
-                        "local model directory, or a hub name on a machine with network "
-                        "access."
-                    ) from exc
-                _MODELS[key] = model
+        model = shared_model(key, self._create)
         self._predict_kwargs = self._activation_kwargs(model)
         self._model = model
         return model
+
+    def _create(self) -> Any:
+        st = require(
+            "sentence_transformers",
+            extra="embeddings",
+            purpose="CrossEncoderReranker",
+            package="sentence-transformers",
+        )
+        logger.info("loading cross-encoder %s", self.model_name)
+        try:
+            return st.CrossEncoder(
+                self.model_name,
+                device=self.device,
+                max_length=self.max_length,
+                **self._model_kwargs,
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"Could not load cross-encoder {self.model_name!r}: {exc}. Pass a "
+                "local model directory, or a hub name on a machine with network "
+                "access."
+            ) from exc
 
     def _activation_kwargs(self, model: Any) -> dict[str, Any]:
         if self.activation == "default":
