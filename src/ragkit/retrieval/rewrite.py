@@ -181,6 +181,13 @@ def _fuse(
     return reciprocal_rank_fusion(rankings, limit=k)
 
 
+def _check_rewrite_args(prompt: str, fetch_k: int | None) -> None:
+    if fetch_k is not None and fetch_k <= 0:
+        raise ConfigurationError(f"fetch_k must be positive, got {fetch_k}")
+    if "{question}" not in prompt:
+        raise ConfigurationError("prompt must contain {question}")
+
+
 class MultiQueryRetriever:
     """Searches with the question and ``n`` rewrites of it, fused by reciprocal rank.
 
@@ -214,10 +221,7 @@ class MultiQueryRetriever:
     ) -> None:
         if n <= 0:
             raise ConfigurationError(f"n must be positive, got {n}")
-        if fetch_k is not None and fetch_k <= 0:
-            raise ConfigurationError(f"fetch_k must be positive, got {fetch_k}")
-        if "{question}" not in prompt:
-            raise ConfigurationError("prompt must contain {question}")
+        _check_rewrite_args(prompt, fetch_k)
         self.retriever = retriever
         self.complete = as_completion(llm)
         self.n = n
@@ -282,10 +286,7 @@ class HyDERetriever:
         include_question: bool = True,
         fetch_k: int | None = None,
     ) -> None:
-        if fetch_k is not None and fetch_k <= 0:
-            raise ConfigurationError(f"fetch_k must be positive, got {fetch_k}")
-        if "{question}" not in prompt:
-            raise ConfigurationError("prompt must contain {question}")
+        _check_rewrite_args(prompt, fetch_k)
         self.retriever = retriever
         self.complete = as_completion(llm)
         self.prompt = prompt
