@@ -84,7 +84,7 @@ def extractive(rag: RAG, questions: Sequence[str]) -> dict[str, Any]:
 def llm(rag: RAG, questions: Sequence[str]) -> dict[str, Any]:
     """First-token latency against llama.cpp's prefill, each question once."""
     timed = _Timed(rag.qa.generator)
-    rag.qa.generator = timed  # type: ignore[assignment]
+    rag.qa.generator = timed
     timed.inner.warm_up()
     rag.retrieve(questions[0])  # loads the embedder and the indexes; not counted
     rows: list[dict[str, float]] = []
