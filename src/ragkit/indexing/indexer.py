@@ -15,8 +15,7 @@ from typing import Any, Protocol
 
 from ragkit.errors import LoaderError
 from ragkit.indexing.record import Change, IndexRecord, RecordEntry, settings_hash
-from ragkit.indexing.streamed import Windows, write_streamed
-from ragkit.protocols import Chunker, Embedder, Loader, StreamingLoader, VectorStore
+from ragkit.protocols import Chunker, Embedder, Loader, VectorStore
 from ragkit.types import Chunk, Document, FileIssue, IndexReport
 
 __all__ = ["ChunkIndex", "Indexer", "Source", "content_hash", "document_hash"]
@@ -168,7 +167,7 @@ class Indexer:
         self.keyword = keyword
         self.record = record if record is not None else IndexRecord()
         self.batch_size = batch_size
-        self.write_guard = write_guard or nullcontext
+        self._guard = write_guard or nullcontext
         self._adopted = False
 
     @property
@@ -242,38 +241,32 @@ class Indexer:
         """
         pending = self.record.pending()
         if pending:
-            self.repair(pending)
+            self._repair(pending)
         if not self._adopted:
             self._adopted = True
             if self.record.chunk_total() != self.store.count():
                 self.adopt()
         return [e.source for e in pending]
 
-    def repair(self, pending: list[RecordEntry]) -> None:
-        """Roll each pending entry forward or back from what the store holds (see
-        :meth:`recover`); chunks of the source beyond the outcome are removed."""
+    def _repair(self, pending: list[RecordEntry]) -> None:
         done: list[str] = []
         removed: list[str] = []
         fixes: list[RecordEntry] = []
-        with self.write_guard():
+        with self._guard():
             for entry in pending:
                 wanted, previous = set(entry.chunk_ids), set(entry.previous_ids)
-                # A streamed source has written chunks that no entry lists yet.
-                in_store = set(self.store.ids({"source": entry.source}))
-                held = self._held(wanted | previous) | in_store
+                held = self._held(wanted | previous)
                 if wanted <= held:
                     final, rolled = wanted, "forward"
                 else:
                     final, rolled = previous & held, "back"
-                extra = sorted((wanted | previous | in_store) - final)
+                extra = sorted((wanted | previous) - final)
                 if extra:
                     self.store.delete(extra)
                     if self.keyword is not None:
                         self.keyword.delete(extra)
                 if self.keyword is not None and final:
-                    ordered = sorted(final)
-                    for i in range(0, len(ordered), _ID_BATCH):
-                        self.keyword.upsert(self.store.get(ordered[i : i + _ID_BATCH]))
+                    self.keyword.upsert(self.store.get(sorted(final)))
                 if rolled == "forward" and not final:
                     removed.append(entry.source)
                 elif rolled == "forward":
@@ -318,7 +311,7 @@ class Indexer:
             if source not in entries or set(entries[source].chunk_ids) != chunk_ids
         ]
         gone = [s for s in entries if s not in by_source]
-        with self.write_guard():
+        with self._guard():
             self.record.put(fixed)
             self.record.remove(gone)
         if fixed or gone:
@@ -345,17 +338,15 @@ class Indexer:
         exclude: Sequence[str],
         tally: _Tally,
         settings: str,
-    ) -> Iterator[tuple[str, str, list[Document] | None, Windows | None]]:
-        """(source, content hash, documents, windows): documents is None when unchanged,
-        windows is not None when the loader streams the file (documents are then [])."""
+    ) -> Iterator[tuple[str, str, list[Document] | None]]:
+        """(source, content hash, documents); documents is None when unchanged."""
         from ragkit.loaders import walk
 
         known = self.record.entries()  # one query, not one per file
-        loader = self.loader
         for item in sources:
             if isinstance(item, Document):
                 tally.seen.add(item.source)
-                yield item.source, document_hash([item]), [item], None
+                yield item.source, document_hash([item]), [item]
                 continue
             root = Path(item)
             if not root.exists():
@@ -379,11 +370,10 @@ class Indexer:
                     and entry.content_hash == digest
                     and entry.settings_hash == settings
                 ):
-                    yield source, digest, None, None
+                    yield source, digest, None
                     continue
                 try:
-                    windows = loader.windows(path) if isinstance(loader, StreamingLoader) else None
-                    docs = loader.load(path) if windows is None else []
+                    docs = self.loader.load(path)
                 except LoaderError as exc:
                     tally.failed.append(FileIssue(source, exc.reason))
                     continue
@@ -393,7 +383,7 @@ class Indexer:
                         FileIssue(source, f"could not be read ({type(exc).__name__}: {exc})")
                     )
                     continue
-                yield source, digest, docs, windows
+                yield source, digest, docs
 
     def _add(
         self,
@@ -407,14 +397,8 @@ class Indexer:
         pending: list[_Pending] = []
         queued = 0
         candidates = self._candidates(sources, include, exclude, tally, settings)
-        for done, (source, digest, docs, windows) in enumerate(candidates, 1):
-            if windows is not None:  # a big file: its own writes, a window at a time
-                self._flush(pending, tally, settings)
-                queued = 0
-                write_streamed(
-                    self, source, digest=digest, windows=windows, settings=settings, tally=tally
-                )
-            elif docs is None:
+        for done, (source, digest, docs) in enumerate(candidates, 1):
+            if docs is None:
                 tally.unchanged.append(source)
             else:
                 queued += self._plan(
@@ -483,7 +467,7 @@ class Indexer:
         self.record.begin(
             [Change(p.source, p.content_hash, settings, p.wanted, p.previous) for p in pending]
         )
-        with self.write_guard():
+        with self._guard():
             if new:
                 assert vectors is not None
                 self.store.upsert(new, vectors)
@@ -510,7 +494,7 @@ class Indexer:
             changes.append(Change(source, entry.content_hash if entry else "", "", (), tuple(ids)))
         self.record.begin(changes)
         doomed = sorted({i for c in changes for i in c.previous_ids})
-        with self.write_guard():
+        with self._guard():
             if doomed:
                 self.store.delete(doomed)
                 if self.keyword is not None:

@@ -18,7 +18,7 @@ from ragkit.loaders.json import JsonLoader
 from ragkit.loaders.markdown import MarkdownLoader
 from ragkit.loaders.pdf import PdfLoader
 from ragkit.loaders.text import TextLoader, decode_text
-from ragkit.protocols import Loader, StreamingLoader
+from ragkit.protocols import Loader
 from ragkit.types import Document
 
 __all__ = ["FORMATS", "AutoLoader", "detect_format", "walk"]
@@ -164,19 +164,6 @@ class AutoLoader:
             LoaderError: from the chosen loader; its subclasses say why.
         """
         return self.loaders[detect_format(path)].load(path)
-
-    def windows(self, path: Path) -> Iterator[tuple[int, Document]] | None:
-        """The windows of ``path`` from its format's loader, when that loader streams.
-
-        None when the loader has no ``windows`` method (only plain text streams) or the
-        file is small enough to ``load`` whole; see
-        :class:`~ragkit.protocols.StreamingLoader`.
-
-        Raises:
-            LoaderError: from the chosen loader; its subclasses say why.
-        """
-        loader = self.loaders[detect_format(path)]
-        return loader.windows(path) if isinstance(loader, StreamingLoader) else None
 
 
 def walk(

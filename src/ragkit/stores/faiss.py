@@ -1,4 +1,4 @@
-"""A FAISS index (exact, or HNSW above a size) backed by SQLite, saved without pickle."""
+"""An exact FAISS index backed by SQLite, saved to a folder without pickle."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,18 +18,6 @@ from numpy.typing import NDArray
 from ragkit._deps import require
 from ragkit.errors import ConfigurationError, StoreError
 from ragkit.protocols import Filters
-from ragkit.stores._faiss_db import (
-    DB_FILE,
-    IN,
-    SCHEMA,
-    VECTOR,
-    as_vectors,
-    live_ids,
-    lookup,
-    meta,
-    vector_batches,
-)
-from ragkit.stores._faiss_index import IndexKind, IndexOptions, VectorIndex
 from ragkit.stores.codec import (
     as_matrix,
     as_query,
@@ -48,26 +36,30 @@ __all__ = ["FaissStore"]
 
 logger = logging.getLogger(__name__)
 
+DB_FILE = "chunks.sqlite"
 INDEX_FILE = "index.faiss"
-_BUILD_BATCH = 20_000
+_VECTOR = np.dtype("<f4")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);
+CREATE TABLE IF NOT EXISTS rows (
+    int_id INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
+    document_id TEXT NOT NULL, json TEXT NOT NULL, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS fields (
+    int_id INTEGER NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, value,
+    PRIMARY KEY (int_id, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS fields_key_value ON fields (key, value);
+"""
+_IN = "(SELECT value FROM json_each(?))"
 
 
 class FaissStore:
-    """FAISS search, exact or HNSW by size; chunks, vectors and filters in SQLite.
+    """Exact inner-product search with FAISS; chunks, vectors and filters in SQLite.
 
     SQLite (``chunks.sqlite``) is the source of truth: it holds every chunk, its
-    filterable fields and its float32 vector. ``index.faiss`` is a cache of the FAISS
-    index, written by :meth:`save` and :meth:`close`; when it is missing or older than
-    the database (a crash before ``close()``), it is rebuilt on open. Filters run in SQL
+    filterable fields and its vector. ``index.faiss`` is a cache of the FAISS index,
+    written by :meth:`save` and :meth:`close`; when it is missing or older than the
+    database (a crash before ``close()``), it is rebuilt on open. Filters run in SQL
     first, and FAISS then searches only the matching vectors.
-
-    Up to ``approximate_above`` chunks the index is exact (``IndexFlatIP``); above, it is
-    rebuilt as HNSW with float16 storage (``IndexHNSWSQ``), and hits are rescored with
-    the float32 vectors, so scores stay exact cosine similarities while the ranking is
-    approximate (recall@10 >= 0.98 at the defaults; see ``docs/benchmarks/scale.md``).
-    A filter that keeps at most ``exact_filter_below`` chunks is always searched
-    exactly. Deleted and replaced chunks are tombstoned in HNSW and skipped by every
-    search; the index is rebuilt when they pass a fifth of it.
 
     Example:
         >>> with FaissStore(path="kb/faiss") as store:  # doctest: +SKIP
@@ -77,45 +69,18 @@ class FaissStore:
     Args:
         path: folder for ``chunks.sqlite`` and ``index.faiss``; in memory when None.
         dimension: vector length; fixed by the first upsert when not given.
-        index: ``"auto"`` (by size), ``"flat"`` (always exact) or ``"hnsw"`` (always
-            approximate).
-        approximate_above: with ``index="auto"``, chunks above which HNSW is used.
-        hnsw_m: HNSW links per vector; applies when the index is (re)built.
-        ef_construction: HNSW build-time candidate list; applies when it is (re)built.
-        ef_search: HNSW search-time candidate list (recall against speed); the
-            attribute of the same name can be changed at any time.
-        exact_filter_below: filtered searches matching at most this many chunks score
-            them all exactly, however large the store.
     """
 
     def __init__(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        dimension: int | None = None,
-        *,
-        index: IndexKind = "auto",
-        approximate_above: int = 50_000,
-        hnsw_m: int = 32,
-        ef_construction: int = 40,
-        ef_search: int = 64,
-        exact_filter_below: int = 20_000,
+        self, path: str | os.PathLike[str] | None = None, dimension: int | None = None
     ) -> None:
         check_dimension(dimension)
-        self._options = IndexOptions(
-            kind=index,
-            approximate_above=approximate_above,
-            m=hnsw_m,
-            ef_construction=ef_construction,
-            ef_search=ef_search,
-        )
-        self.ef_search = ef_search
-        self.exact_filter_below = exact_filter_below
         self._path = Path(path) if path is not None else None
         self._dimension = dimension
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._faiss: Any = None
-        self._index: VectorIndex | None = None
+        self._index: Any = None
         self._generation = 0
         self._index_generation = -1
         self._closed = False
@@ -143,12 +108,15 @@ class FaissStore:
             keep = [chunks[i] for i in kept]
             vectors = rows[kept]
             encoded = [chunk_to_json(c) for c in keep]
-            old = lookup(db, [c.id for c in keep])
-            # Every write gets new row ids, so HNSW can tombstone the old ones.
-            first_id = self._get_meta("next_id", 1)
-            int_ids = list(range(first_id, first_id + len(keep)))
+            known = dict(self._lookup([c.id for c in keep]))
+            next_id = self._meta("next_id", 1)
+            int_ids = []
+            for chunk in keep:
+                if chunk.id not in known:
+                    known[chunk.id], next_id = next_id, next_id + 1
+                int_ids.append(known[chunk.id])
             records = [
-                (i, c.id, c.source, c.document_id, text, v.astype(VECTOR).tobytes())
+                (i, c.id, c.source, c.document_id, text, v.astype(_VECTOR).tobytes())
                 for i, c, text, v in zip(int_ids, keep, encoded, vectors, strict=True)
             ]
             fields = [
@@ -161,32 +129,31 @@ class FaissStore:
             index = self._ensure_index()  # before the commit, which it must not see twice
             try:
                 with self._transaction():
-                    db.execute(f"DELETE FROM fields WHERE int_id IN {IN}", (json.dumps(old),))
+                    db.execute(f"DELETE FROM fields WHERE int_id IN {_IN}", (json.dumps(int_ids),))
                     db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?, ?)", records)
                     db.executemany("INSERT INTO fields VALUES (?, ?, ?, ?)", fields)
-                    self._set_meta(next_id=first_id + len(keep), dimension=rows.shape[1])
+                    self._set_meta(next_id=next_id, dimension=rows.shape[1])
             except BaseException:
                 if first:
                     self._dimension = self._index = None
                 raise
-            index.remove(np.asarray(old, dtype=np.int64))
-            index.add(vectors, np.asarray(int_ids, dtype=np.int64))
-            self._rebuild_if_due()
+            ids = np.asarray(int_ids, dtype=np.int64)
+            index.remove_ids(ids)
+            index.add_with_ids(vectors, ids)
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove chunks by id; unknown ids are ignored."""
         with self._lock:
             db = self._open()
-            int_ids = lookup(db, ids)
+            int_ids = [i for _, i in self._lookup(ids)]
             if not int_ids:
                 return
             index = self._ensure_index()
             with self._transaction():
                 for table in ("fields", "rows"):
-                    db.execute(f"DELETE FROM {table} WHERE int_id IN {IN}", (json.dumps(int_ids),))
+                    db.execute(f"DELETE FROM {table} WHERE int_id IN {_IN}", (json.dumps(int_ids),))
                 self._set_meta()
-            index.remove(np.asarray(int_ids, dtype=np.int64))
-            self._rebuild_if_due()
+            index.remove_ids(np.asarray(int_ids, dtype=np.int64))
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         """The stored chunks with these ids, in the order asked; unknown ids are skipped."""
@@ -194,7 +161,7 @@ class FaissStore:
             db = self._open()
             found = dict(
                 db.execute(
-                    f"SELECT chunk_id, json FROM rows WHERE chunk_id IN {IN}",
+                    f"SELECT chunk_id, json FROM rows WHERE chunk_id IN {_IN}",
                     (json.dumps(list(dict.fromkeys(ids))),),
                 )
             )
@@ -214,33 +181,26 @@ class FaissStore:
             db = self._open()
             if k <= 0 or self._dimension is None:
                 return []
-            query = as_query(embedding, self._dimension)
+            query = as_query(embedding, self._dimension)[None, :]
             index = self._ensure_index()
-            allowed, available = None, index.live
+            params, available = None, int(index.ntotal)
             if conditions:
                 sql, args = sql_where(conditions)
-                rows = db.execute(f"SELECT int_id FROM rows r WHERE {sql}", args).fetchall()
-                allowed = np.asarray([i for (i,) in rows], dtype=np.int64)
-                available = len(allowed)
+                allowed = [i for (i,) in db.execute(f"SELECT int_id FROM rows r WHERE {sql}", args)]
+                selector = self._faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+                params, available = self._faiss.SearchParameters(sel=selector), len(allowed)
             if available == 0:
                 return []
-            labels = None
-            if allowed is not None and available <= self.exact_filter_below:
-                labels = self._exact(query, allowed) if index.kind == "hnsw" else None
 
             def fetch(n: int) -> list[tuple[str, float, str]]:
-                found = labels[:n] if labels is not None else None
-                if found is None:
-                    found = index.search(query[None, :], n, allowed, self.ef_search)
+                scores, labels = index.search(query, n, params=params)
+                pairs = zip(labels[0], scores[0], strict=True)
+                found = {int(i): float(s) for i, s in pairs if i >= 0}
                 rows = db.execute(
-                    f"SELECT chunk_id, json, vector FROM rows WHERE int_id IN {IN}",
-                    (json.dumps(found),),
+                    f"SELECT int_id, chunk_id, json FROM rows WHERE int_id IN {_IN}",
+                    (json.dumps(list(found)),),
                 )
-                # Rescored with the stored float32 vectors: HNSW keeps float16 copies.
-                return [
-                    (chunk_id, float(as_vectors([vector]) @ query), text)
-                    for chunk_id, text, vector in rows
-                ]
+                return [(chunk_id, found[i], text) for i, chunk_id, text in rows]
 
             hits = top_k_expanding(fetch, k, available)
         return [ScoredChunk(chunk=chunk_from_json(text), score=s) for _, s, text in hits]
@@ -270,7 +230,7 @@ class FaissStore:
             ):
                 return
             target = self._path / INDEX_FILE
-            write_atomically(target, self._ensure_index().serialize())
+            write_atomically(target, self._faiss.serialize_index(self._ensure_index()).tobytes())
             with self._transaction():
                 self._set_meta(index_generation=self._generation, bump=False)
             self._index_generation = self._generation
@@ -312,82 +272,62 @@ class FaissStore:
             target = str(self._path / DB_FILE)
         try:
             db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
-            db.executescript(SCHEMA)
+            db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"Could not open {target}: {exc}") from exc
         self._db = db
-        stored = self._get_meta("dimension", None)
+        stored = self._meta("dimension", None)
         if stored is not None and self._dimension not in (None, stored):
             raise ConfigurationError(
                 f"The store in {self._path} holds vectors of dimension {stored}, "
                 f"but dimension={self._dimension} was given."
             )
         self._dimension = stored or self._dimension
-        self._generation = self._get_meta("generation", 0)
-        self._index_generation = self._get_meta("index_generation", -1)
+        self._generation = self._meta("generation", 0)
+        self._index_generation = self._meta("index_generation", -1)
         return db
 
-    def _ensure_index(self) -> VectorIndex:
+    def _ensure_index(self) -> Any:
         if self._index is None:
             assert self._dimension is not None
             self._index = self._read_index() or self._build_index()
-            self._rebuild_if_due()
         return self._index
 
-    def _read_index(self) -> VectorIndex | None:
-        assert self._db is not None
+    def _read_index(self) -> Any:
         if self._path is None or self._index_generation != self._generation:
             return None
         try:
-            data = np.fromfile(self._path / INDEX_FILE, dtype=np.uint8)
-            index = VectorIndex.load(self._faiss, data, live_ids(self._db))
-        except (OSError, RuntimeError) as exc:
+            index = self._faiss.read_index(str(self._path / INDEX_FILE))
+        except RuntimeError as exc:
             logger.warning("Rebuilding the FAISS index: could not read it (%s)", exc)
             return None
-        if index is None or index.dimension != self._dimension:
+        if index.d != self._dimension or index.ntotal != self.count():
             logger.warning("Rebuilding the FAISS index: it does not match %s", DB_FILE)
             return None
         return index
 
-    def _build_index(self) -> VectorIndex:
+    def _build_index(self) -> Any:
         assert self._db is not None
-        assert self._dimension is not None
-        live = self._db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
-        kind = self._options.kind_for(live)
-        index = VectorIndex.empty(self._faiss, self._dimension, kind, self._options)
-        for ids, vectors in vector_batches(self._db, _BUILD_BATCH):
-            index.add(vectors, ids)
-        if live:
-            logger.info("Built a %s FAISS index of %d vectors from %s", kind, live, DB_FILE)
+        index = self._faiss.IndexIDMap2(self._faiss.IndexFlatIP(self._dimension))
+        rows = self._db.execute("SELECT int_id, vector FROM rows ORDER BY int_id").fetchall()
+        if rows:
+            ids = np.asarray([i for i, _ in rows], dtype=np.int64)
+            vectors = np.frombuffer(b"".join(v for _, v in rows), dtype=_VECTOR)
+            index.add_with_ids(vectors.reshape(len(rows), -1).astype(np.float32), ids)
+            logger.info("Rebuilt the FAISS index of %d vectors from %s", len(rows), DB_FILE)
         self._index_generation = -1  # not on disk yet
         return index
 
-    def _rebuild_if_due(self) -> None:
-        """Switch exact <-> HNSW when the size or options call for it; drop tombstones."""
-        index = self._index
-        assert index is not None
-        wanted = self._options.kind_for(index.live)
-        # Back to exact only below half the threshold, so a store near it doesn't flap.
-        if index.kind != wanted and (
-            self._options.kind != "auto"
-            or wanted == "hnsw"
-            or index.live * 2 < self._options.approximate_above
-        ):
-            logger.info("%d chunks: rebuilding the FAISS index as %s", index.live, wanted)
-        elif index.dead_fraction <= self._options.max_dead_fraction:
-            return
-        self._index = self._build_index()
-
-    def _exact(self, query: NDArray[np.float32], allowed: NDArray[np.int64]) -> list[int]:
-        """``allowed`` ordered by exact score, best first (for small filtered searches)."""
+    def _lookup(self, ids: Iterable[str]) -> list[tuple[str, int]]:
         assert self._db is not None
-        ((ids, vectors),) = vector_batches(self._db, len(allowed), allowed)
-        order = np.argsort(-(vectors @ query), kind="stable")
-        return [int(i) for i in ids[order]]
+        return self._db.execute(
+            f"SELECT chunk_id, int_id FROM rows WHERE chunk_id IN {_IN}", (json.dumps(list(ids)),)
+        ).fetchall()
 
-    def _get_meta(self, key: str, default: Any) -> Any:
+    def _meta(self, key: str, default: Any) -> Any:
         assert self._db is not None
-        return meta(self._db, key, default)
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row[0]
 
     def _set_meta(self, *, bump: bool = True, **values: int) -> None:
         assert self._db is not None
