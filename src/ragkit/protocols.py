@@ -31,6 +31,7 @@ __all__ = [
     "Reranker",
     "Retriever",
     "StreamingGenerator",
+    "StreamingLoader",
     "VectorStore",
 ]
 
@@ -45,6 +46,29 @@ class Loader(Protocol):
 
     def load(self, path: Path) -> list[Document]:
         """Read ``path``; raise :class:`ragkit.errors.LoaderError` naming it on failure."""
+        ...
+
+
+@runtime_checkable
+class StreamingLoader(Loader, Protocol):
+    """A loader that can also hand out a big file a window at a time (optional).
+
+    The indexer calls ``windows`` before ``load`` when a loader has it. Returning None
+    means "load it whole"; otherwise the windows are chunked, embedded and written one
+    at a time, so a file of any size is indexed in bounded memory. A user's loader
+    needs only ``load``.
+    """
+
+    def windows(self, path: Path) -> Iterator[tuple[int, Document]] | None:
+        """None, or ``(offset, document)`` windows of the text of one document.
+
+        Each window's ``document.text`` is the characters ``offset`` to
+        ``offset + len(text)`` of the file's whole text, the windows following each
+        other without gap; every window has the ``source`` and ``id`` of the whole
+        document. Chunk offsets are shifted by ``offset``, so they count from the start
+        of the file. Raise :class:`ragkit.errors.LoaderError` naming the file on
+        failure, before the first window where possible.
+        """
         ...
 
 

@@ -6,7 +6,7 @@ import bisect
 import logging
 import re
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 from ragkit.chunking.separators import (
@@ -14,7 +14,6 @@ from ragkit.chunking.separators import (
     MARKDOWN_SEPARATORS,
     Separator,
     compile_separators,
-    cut,
 )
 from ragkit.errors import ConfigurationError
 from ragkit.tokens import get_encoding
@@ -27,6 +26,10 @@ logger = logging.getLogger(__name__)
 Span = tuple[int, int]
 # (start, end, length, length of the text between this piece and the one before it)
 _Piece = tuple[int, int, int, int]
+#: Lengths of pieces up to this many characters (words, lines) are memoised, in a cache
+#: emptied when its keys pass _CACHE_CHARS characters: memory stays flat on big texts.
+_CACHED_LENGTH = 4096
+_CACHE_CHARS = 4 * 2**20
 
 
 class RecursiveChunker:
@@ -193,7 +196,7 @@ class RecursiveChunker:
         return spans
 
     def _measurer(self) -> Callable[[str], int]:
-        """The length function, memoised for one text (words and lines repeat a lot)."""
+        """The length function, memoised for one text (words and short lines repeat a lot)."""
         if self.length == "characters":
             return len
         if callable(self.length):
@@ -210,19 +213,31 @@ class RecursiveChunker:
                 return len(encode(piece, disallowed_special=()))
 
         cache: dict[str, int] = {}
+        held = 0  # characters held as keys of ``cache``
 
         def measure(piece: str) -> int:
+            nonlocal held
             n = cache.get(piece)
             if n is None:
-                n = cache[piece] = count(piece)
+                n = count(piece)
+                if len(piece) <= _CACHED_LENGTH:  # a big piece is measured once anyway
+                    if held > _CACHE_CHARS:  # bounded: the cache never holds the text
+                        cache.clear()
+                        held = 0
+                    cache[piece] = n
+                    held += len(piece)
             return n
 
         return measure
 
     def _split(
         self, text: str, span: Span, markdown: bool, level: int, measure: Callable[[str], int]
-    ) -> list[Span]:
-        """LangChain's ``_split_text`` on ``text[start:end]``; spans not yet stripped."""
+    ) -> Iterator[Span]:
+        """LangChain's ``_split_text`` on ``text[start:end]``; spans not yet stripped.
+
+        Pieces are cut, measured and merged one at a time, so memory holds the chunks
+        being formed, not every piece: a 10 MB line has a million words.
+        """
         start, end = span
         sub = text[start:end]
         patterns = self._patterns[markdown]
@@ -235,46 +250,72 @@ class RecursiveChunker:
             if candidate is None or candidate.search(sub):
                 pattern, deeper = candidate, (i + 1 if candidate is not None else deeper)
                 break
-        out: list[Span] = []
-        good: list[_Piece] = []
+        merger = _Merger(self.chunk_size, self.chunk_overlap)
         previous_end = start
-        for cut_start, cut_end in cut(sub, pattern, self._keep):
+        for cut_start, cut_end in _cuts(sub, pattern, self._keep):
             piece_start, piece_end = start + cut_start, start + cut_end
             gap = measure(text[previous_end:piece_start]) if previous_end < piece_start else 0
             previous_end = piece_end
             size = measure(text[piece_start:piece_end])
             if size < self.chunk_size:
-                good.append((piece_start, piece_end, size, gap))
+                yield from merger.add((piece_start, piece_end, size, gap))
                 continue
-            if good:
-                out += self._merge(good)
-                good = []
+            yield from merger.flush()
             if deeper < len(patterns):
-                out += self._split(text, (piece_start, piece_end), markdown, deeper, measure)
+                yield from self._split(text, (piece_start, piece_end), markdown, deeper, measure)
             else:
-                out.append((piece_start, piece_end))
-        if good:
-            out += self._merge(good)
-        return out
+                yield piece_start, piece_end
+        yield from merger.flush()
 
-    def _merge(self, pieces: list[_Piece]) -> list[Span]:
-        """LangChain's ``_merge_splits`` on consecutive pieces of one level."""
-        out: list[Span] = []
-        window: deque[_Piece] = deque()
-        total = 0  # length of the window: its pieces and the gaps between them
-        for piece in pieces:
-            size, gap = piece[2], piece[3]
-            if window and total + size + gap > self.chunk_size:
-                out.append((window[0][0], window[-1][1]))
-                while total > self.chunk_overlap or (
-                    total > 0 and total + size + (gap if window else 0) > self.chunk_size
-                ):
-                    total -= window.popleft()[2] + (window[0][3] if window else 0)
-            total += size + (gap if window else 0)
-            window.append(piece)
-        if window:
-            out.append((window[0][0], window[-1][1]))
-        return out
+
+class _Merger:
+    """LangChain's ``_merge_splits``, fed one piece at a time (pieces of one level)."""
+
+    def __init__(self, chunk_size: int, chunk_overlap: int) -> None:
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+        self.window: deque[_Piece] = deque()
+        self.total = 0  # length of the window: its pieces and the gaps between them
+
+    def add(self, piece: _Piece) -> Iterator[Span]:
+        window, size, gap = self.window, piece[2], piece[3]
+        if window and self.total + size + gap > self.chunk_size:
+            yield window[0][0], window[-1][1]
+            while self.total > self.chunk_overlap or (
+                self.total > 0 and self.total + size + (gap if window else 0) > self.chunk_size
+            ):
+                self.total -= window.popleft()[2] + (window[0][3] if window else 0)
+        self.total += size + (gap if window else 0)
+        window.append(piece)
+
+    def flush(self) -> Iterator[Span]:
+        """The last chunk of a run of pieces; the next piece starts a new run."""
+        if self.window:
+            yield self.window[0][0], self.window[-1][1]
+            self.window.clear()
+            self.total = 0
+
+
+def _cuts(
+    text: str, pattern: re.Pattern[str] | None, keep: Literal["start", "end"] | None
+) -> Iterator[Span]:
+    """:func:`~ragkit.chunking.separators.cut`, lazily: one span at a time."""
+    if pattern is None:
+        yield from ((i, i + 1) for i in range(len(text)))
+        return
+    piece_start = 0
+    for match in pattern.finditer(text):
+        if keep == "start":
+            piece_end, next_start = match.start(), match.start()
+        elif keep == "end":
+            piece_end, next_start = match.end(), match.end()
+        else:
+            piece_end, next_start = match.start(), match.end()
+        if piece_end > piece_start:
+            yield piece_start, piece_end
+        piece_start = next_start
+    if len(text) > piece_start:
+        yield piece_start, len(text)
 
 
 def _page_finder(document: Document) -> Callable[[int], PageSpan | None]:

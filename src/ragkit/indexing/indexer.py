@@ -15,7 +15,9 @@ from typing import Any, Protocol
 
 from ragkit.errors import LoaderError
 from ragkit.indexing.record import Change, IndexRecord, RecordEntry, settings_hash
-from ragkit.protocols import Chunker, Embedder, Loader, VectorStore
+from ragkit.indexing.repair import adopt_store, held_ids, repair_pending
+from ragkit.indexing.streamed import Windows, write_streamed
+from ragkit.protocols import Chunker, Embedder, Loader, StreamingLoader, VectorStore
 from ragkit.types import Chunk, Document, FileIssue, IndexReport
 
 __all__ = ["ChunkIndex", "Indexer", "Source", "content_hash", "document_hash"]
@@ -29,7 +31,6 @@ Source = str | Path | Document
 Progress = Callable[[str, int], None]
 
 _READ_BLOCK = 1 << 20
-_ID_BATCH = 1000
 
 
 class ChunkIndex(Protocol):
@@ -87,6 +88,7 @@ class _Tally:
     failed: list[FileIssue] = field(default_factory=list)
     warnings: list[FileIssue] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    unlisted: list[str] = field(default_factory=list)  # folders the walk could not list
     chunks_added: int = 0
     chunks_deleted: int = 0
 
@@ -129,6 +131,9 @@ class Indexer:
 
     Every batch follows the record's write protocol (pending -> store and keyword ->
     done), so a crash at any moment is repaired by :meth:`recover` on the next write.
+    A file the loader streams (see :class:`~ragkit.protocols.StreamingLoader`: plain
+    text over 4 MiB) is chunked, embedded and written a window at a time, in memory
+    that does not grow with the file (see :mod:`ragkit.indexing.streamed`).
 
     Example:
         >>> indexer = Indexer(loader, chunker, embedder, store)  # doctest: +SKIP
@@ -167,7 +172,7 @@ class Indexer:
         self.keyword = keyword
         self.record = record if record is not None else IndexRecord()
         self.batch_size = batch_size
-        self._guard = write_guard or nullcontext
+        self.write_guard = write_guard or nullcontext
         self._adopted = False
 
     @property
@@ -215,10 +220,14 @@ class Indexer:
             self._add([root_path], include, exclude, progress, tally)
         prefix = str(root_path)
         below = prefix if prefix.endswith(os.sep) else prefix + os.sep
+        # Sources under a folder that could not be listed are not known to be gone.
+        hidden = tuple(u if u.endswith(os.sep) else u + os.sep for u in tally.unlisted)
         gone = [
             s
             for s in self.record.sources()
-            if (s == prefix or s.startswith(below)) and s not in tally.seen
+            if (s == prefix or s.startswith(below))
+            and s not in tally.seen
+            and not s.startswith(hidden)
         ]
         if gone:
             tally.chunks_deleted += self._remove(gone)
@@ -241,47 +250,17 @@ class Indexer:
         """
         pending = self.record.pending()
         if pending:
-            self._repair(pending)
+            self.repair(pending)
         if not self._adopted:
             self._adopted = True
             if self.record.chunk_total() != self.store.count():
                 self.adopt()
         return [e.source for e in pending]
 
-    def _repair(self, pending: list[RecordEntry]) -> None:
-        done: list[str] = []
-        removed: list[str] = []
-        fixes: list[RecordEntry] = []
-        with self._guard():
-            for entry in pending:
-                wanted, previous = set(entry.chunk_ids), set(entry.previous_ids)
-                held = self._held(wanted | previous)
-                if wanted <= held:
-                    final, rolled = wanted, "forward"
-                else:
-                    final, rolled = previous & held, "back"
-                extra = sorted((wanted | previous) - final)
-                if extra:
-                    self.store.delete(extra)
-                    if self.keyword is not None:
-                        self.keyword.delete(extra)
-                if self.keyword is not None and final:
-                    self.keyword.upsert(self.store.get(sorted(final)))
-                if rolled == "forward" and not final:
-                    removed.append(entry.source)
-                elif rolled == "forward":
-                    done.append(entry.source)
-                elif final:
-                    fixes.append(
-                        RecordEntry(entry.source, "", tuple(sorted(final)), entry.settings_hash)
-                    )
-                else:
-                    removed.append(entry.source)
-                logger.warning(
-                    "repaired %s after an interrupted write (rolled %s)", entry.source, rolled
-                )
-            self.record.put(fixes)
-            self.record.finish(done=done, removed=removed)
+    def repair(self, pending: list[RecordEntry]) -> None:
+        """Roll each pending entry forward or back from what the store holds (see
+        :meth:`recover`); chunks of the source beyond the outcome are removed."""
+        repair_pending(self, pending)
 
     def adopt(self) -> int:
         """Make the record list exactly what the store holds; returns sources changed.
@@ -294,42 +273,9 @@ class Indexer:
         left in the store are dropped. ``recover`` calls this when the chunk counts of
         the record and the store disagree.
         """
-        by_source: dict[str, set[str]] = {}
-        ids = self.store.ids()
-        for i in range(0, len(ids), _ID_BATCH):
-            for chunk in self.store.get(ids[i : i + _ID_BATCH]):
-                by_source.setdefault(chunk.source, set()).add(chunk.id)
-        entries = self.record.entries()
-        fixed = [
-            RecordEntry(
-                source,
-                "",
-                tuple(sorted(chunk_ids)),
-                entries[source].settings_hash if source in entries else "",
-            )
-            for source, chunk_ids in by_source.items()
-            if source not in entries or set(entries[source].chunk_ids) != chunk_ids
-        ]
-        gone = [s for s in entries if s not in by_source]
-        with self._guard():
-            self.record.put(fixed)
-            self.record.remove(gone)
-        if fixed or gone:
-            logger.info(
-                "index record re-synced with the store: %d sources recorded, %d dropped",
-                len(fixed),
-                len(gone),
-            )
-        return len(fixed) + len(gone)
+        return adopt_store(self)
 
     # -- the work --------------------------------------------------------------------
-
-    def _held(self, ids: Iterable[str]) -> set[str]:
-        wanted = sorted(ids)
-        held: set[str] = set()
-        for i in range(0, len(wanted), _ID_BATCH):
-            held.update(c.id for c in self.store.get(wanted[i : i + _ID_BATCH]))
-        return held
 
     def _candidates(
         self,
@@ -338,30 +284,34 @@ class Indexer:
         exclude: Sequence[str],
         tally: _Tally,
         settings: str,
-    ) -> Iterator[tuple[str, str, list[Document] | None]]:
-        """(source, content hash, documents); documents is None when unchanged."""
-        from ragkit.loaders import walk
+    ) -> Iterator[tuple[str, str, list[Document] | None, Windows | None]]:
+        """(source, content hash, documents, windows): documents is None when unchanged,
+        windows is not None when the loader streams the file (documents are then [])."""
+        from ragkit.loaders.auto import unreadable_reason, walk
 
         known = self.record.entries()  # one query, not one per file
+        loader = self.loader
         for item in sources:
             if isinstance(item, Document):
                 tally.seen.add(item.source)
-                yield item.source, document_hash([item]), [item]
+                yield item.source, document_hash([item]), [item], None
                 continue
             root = Path(item)
             if not root.exists():
                 tally.failed.append(FileIssue(str(item), "no such file or folder; check the path"))
                 continue
-            for path in walk(root, include=include, exclude=exclude):
+
+            def unlisted(folder: Path, exc: OSError) -> None:
+                tally.unlisted.append(str(folder))
+                tally.failed.append(FileIssue(str(folder), unreadable_reason(folder, exc)))
+
+            for path in walk(root, include=include, exclude=exclude, on_error=unlisted):
                 source = str(path)
                 tally.seen.add(source)
                 try:
                     digest = content_hash(path)
                 except OSError as exc:
-                    reason = exc.strerror or type(exc).__name__
-                    tally.failed.append(
-                        FileIssue(source, f"cannot read the file: {reason}; check its permissions")
-                    )
+                    tally.failed.append(FileIssue(source, unreadable_reason(path, exc)))
                     continue
                 entry = known.get(source)
                 if (
@@ -370,10 +320,11 @@ class Indexer:
                     and entry.content_hash == digest
                     and entry.settings_hash == settings
                 ):
-                    yield source, digest, None
+                    yield source, digest, None, None
                     continue
                 try:
-                    docs = self.loader.load(path)
+                    windows = loader.windows(path) if isinstance(loader, StreamingLoader) else None
+                    docs = loader.load(path) if windows is None else []
                 except LoaderError as exc:
                     tally.failed.append(FileIssue(source, exc.reason))
                     continue
@@ -383,7 +334,7 @@ class Indexer:
                         FileIssue(source, f"could not be read ({type(exc).__name__}: {exc})")
                     )
                     continue
-                yield source, digest, docs
+                yield source, digest, docs, windows
 
     def _add(
         self,
@@ -397,8 +348,14 @@ class Indexer:
         pending: list[_Pending] = []
         queued = 0
         candidates = self._candidates(sources, include, exclude, tally, settings)
-        for done, (source, digest, docs) in enumerate(candidates, 1):
-            if docs is None:
+        for done, (source, digest, docs, windows) in enumerate(candidates, 1):
+            if windows is not None:  # a big file: its own writes, a window at a time
+                self._flush(pending, tally, settings)
+                queued = 0
+                write_streamed(
+                    self, source, digest=digest, windows=windows, settings=settings, tally=tally
+                )
+            elif docs is None:
                 tally.unchanged.append(source)
             else:
                 queued += self._plan(
@@ -467,7 +424,7 @@ class Indexer:
         self.record.begin(
             [Change(p.source, p.content_hash, settings, p.wanted, p.previous) for p in pending]
         )
-        with self._guard():
+        with self.write_guard():
             if new:
                 assert vectors is not None
                 self.store.upsert(new, vectors)
@@ -490,11 +447,11 @@ class Indexer:
         for source in sources:
             entry = self.record.get(source)
             ids = set(self.store.ids({"source": source})) | set(entry.chunk_ids if entry else ())
-            total += len(self._held(ids))
+            total += len(held_ids(self.store, ids))
             changes.append(Change(source, entry.content_hash if entry else "", "", (), tuple(ids)))
         self.record.begin(changes)
         doomed = sorted({i for c in changes for i in c.previous_ids})
-        with self._guard():
+        with self.write_guard():
             if doomed:
                 self.store.delete(doomed)
                 if self.keyword is not None:

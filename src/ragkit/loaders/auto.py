@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ragkit.errors import ConfigurationError, LoaderError
@@ -18,10 +19,10 @@ from ragkit.loaders.json import JsonLoader
 from ragkit.loaders.markdown import MarkdownLoader
 from ragkit.loaders.pdf import PdfLoader
 from ragkit.loaders.text import TextLoader, decode_text
-from ragkit.protocols import Loader
+from ragkit.protocols import Loader, StreamingLoader
 from ragkit.types import Document
 
-__all__ = ["FORMATS", "AutoLoader", "detect_format", "walk"]
+__all__ = ["FORMATS", "AutoLoader", "detect_format", "unreadable_reason", "walk"]
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,19 @@ class AutoLoader:
         """
         return self.loaders[detect_format(path)].load(path)
 
+    def windows(self, path: Path) -> Iterator[tuple[int, Document]] | None:
+        """The windows of ``path`` from its format's loader, when that loader streams.
+
+        None when the loader has no ``windows`` method (only plain text streams) or the
+        file is small enough to ``load`` whole; see
+        :class:`~ragkit.protocols.StreamingLoader`.
+
+        Raises:
+            LoaderError: from the chosen loader; its subclasses say why.
+        """
+        loader = self.loaders[detect_format(path)]
+        return loader.windows(path) if isinstance(loader, StreamingLoader) else None
+
 
 def walk(
     root: Path | str,
@@ -172,6 +186,7 @@ def walk(
     exclude: Sequence[str] = (),
     *,
     hidden: bool = False,
+    on_error: Callable[[Path, OSError], None] | None = None,
 ) -> Iterator[Path]:
     """The files under ``root``, in a stable (sorted) order; ``root`` itself if a file.
 
@@ -182,7 +197,10 @@ def walk(
     everything below that folder. A folder matching an ``exclude`` pattern is not
     entered. Names starting with ``.`` are skipped unless ``hidden=True``. Symbolic
     links to folders are followed, but each real folder is visited once, so link
-    loops end.
+    loops end. Broken links (dangling, or leading back to themselves) are listed like
+    files, so that the caller reports them: opening one raises ``OSError``, which
+    :func:`unreadable_reason` puts in words. A folder that cannot be listed is skipped
+    and passed to ``on_error`` with the error (logged as a warning without it).
 
     Raises:
         LoaderError: ``root`` does not exist.
@@ -207,7 +225,10 @@ def walk(
             with os.scandir(folder) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
         except OSError as exc:
-            logger.warning("cannot list %s (%s); skipped", folder, exc.strerror)
+            if on_error is not None:
+                on_error(folder, exc)
+            else:
+                logger.warning("cannot list %s (%s); skipped", folder, exc.strerror)
             return
         for entry in entries:
             if not hidden and entry.name.startswith("."):
@@ -215,8 +236,8 @@ def walk(
             rel, path = prefix + entry.name, folder / entry.name
             try:
                 is_dir, is_file = entry.is_dir(), entry.is_file()
-            except OSError:
-                continue
+            except OSError:  # a link that leads back to itself (ELOOP), for one
+                is_dir, is_file = False, False
             if is_dir:
                 if matches(excluded, rel) or matches(excluded, rel + "/"):
                     continue
@@ -226,11 +247,57 @@ def walk(
                     continue
                 seen.add(real)
                 yield from visit(path, rel + "/")
-            elif is_file and matches(included, rel) and not matches(excluded, rel):
+            elif (
+                (is_file or _broken_link(entry))
+                and matches(included, rel)
+                and not matches(excluded, rel)
+            ):
                 yield path
 
     seen = {os.path.realpath(root)}
     return visit(root, "")
+
+
+def _broken_link(entry: os.DirEntry[str]) -> bool:
+    """A symbolic link whose target does not exist or that leads back to itself."""
+    if not entry.is_symlink():
+        return False
+    try:
+        os.stat(entry.path)
+    except OSError:
+        return True
+    return False
+
+
+def unreadable_reason(path: Path, exc: OSError) -> str:
+    """Why ``path`` could not be opened, said so that the user knows what to do."""
+    if path.is_symlink():
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        if exc.errno == errno.ELOOP:
+            return (
+                f"is a symbolic link loop ({path.name} -> {target} leads back to itself); "
+                "remove the link or point it at a file"
+            )
+        if exc.errno == errno.ENOENT:
+            return (
+                f"is a dangling symbolic link: its target {target} does not exist; "
+                "remove the link or restore the file"
+            )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        if path.is_dir():
+            return (
+                "is a folder that cannot be listed: permission denied; its files were "
+                "not indexed (and not removed by sync); give the user running ragkit "
+                "access to it (chmod a+rx), or exclude it"
+            )
+        return (
+            "cannot be read: permission denied; give the user running ragkit read "
+            "access to it (chmod a+r), or exclude it"
+        )
+    return f"cannot read the file: {exc.strerror or type(exc).__name__}"
 
 
 def _pattern(pattern: str) -> re.Pattern[str]:
