@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +36,8 @@ __all__ = ["MemoryStore"]
 logger = logging.getLogger(__name__)
 
 VECTORS_FILE = "vectors.npy"
+#: New vectors during a save, until the header that names them is written.
+NEXT_VECTORS_FILE = "vectors.next.npy"
 CHUNKS_FILE = "chunks.json"
 _FORMAT = 1
 
@@ -204,8 +207,16 @@ class MemoryStore:
                 self._path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"Could not create {self._path}: {exc}") from exc
-            write_atomically(self._path / VECTORS_FILE, buffer.getvalue())
+            # Three steps, so that a crash at any point leaves a pair that belongs
+            # together: the new vectors under a second name, then the header that
+            # names their hash (the commit), then the rename. _load takes the second
+            # name when a crash came between the last two.
+            write_atomically(self._path / NEXT_VECTORS_FILE, buffer.getvalue())
             write_atomically(self._path / CHUNKS_FILE, json.dumps(header).encode("ascii"))
+            try:
+                os.replace(self._path / NEXT_VECTORS_FILE, self._path / VECTORS_FILE)
+            except OSError as exc:
+                raise StoreError(f"Could not write {self._path / VECTORS_FILE}: {exc}") from exc
             logger.debug("Saved %d chunks to %s", len(self._ids), self._path)
 
     def close(self) -> None:
@@ -229,21 +240,16 @@ class MemoryStore:
         try:
             header = json.loads((self._path / CHUNKS_FILE).read_text(encoding="ascii"))
             vectors = np.load(self._path / VECTORS_FILE, allow_pickle=False)
+            if not _belong(header, vectors) and (self._path / NEXT_VECTORS_FILE).exists():
+                # A save stopped between its header and its rename (see save).
+                vectors = np.load(self._path / NEXT_VECTORS_FILE, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise StoreError(
                 f"Could not load the store in {self._path} ({exc}). It needs both "
                 f"{VECTORS_FILE} and {CHUNKS_FILE}; delete the folder to start over."
             ) from exc
         stored_dimension = header.get("dimension")
-        if (
-            header.get("format") != _FORMAT
-            or vectors.dtype != np.float32
-            or vectors.ndim != 2
-            or not vectors.shape[0] == header.get("count") == len(header.get("chunks", ()))
-            or (vectors.shape[0] and vectors.shape[1] != stored_dimension)
-            or hashlib.sha256(np.ascontiguousarray(vectors).tobytes()).hexdigest()
-            != header.get("vectors_sha256")
-        ):
+        if not _belong(header, vectors):
             raise StoreError(
                 f"{self._path / VECTORS_FILE} and {self._path / CHUNKS_FILE} do not belong "
                 "together (was a save interrupted?). Delete the folder and index again."
@@ -260,3 +266,16 @@ class MemoryStore:
         self._dimension = stored_dimension
         self._vectors = vectors.reshape(len(self._ids), stored_dimension or 0)
         logger.debug("Loaded %d chunks from %s", len(self._ids), self._path)
+
+
+def _belong(header: dict[str, Any], vectors: NDArray[Any]) -> bool:
+    """Whether ``vectors`` is the matrix that ``header`` (chunks.json) describes."""
+    return bool(
+        header.get("format") == _FORMAT
+        and vectors.dtype == np.float32
+        and vectors.ndim == 2
+        and vectors.shape[0] == header.get("count") == len(header.get("chunks", ()))
+        and (not vectors.shape[0] or vectors.shape[1] == header.get("dimension"))
+        and hashlib.sha256(np.ascontiguousarray(vectors).tobytes()).hexdigest()
+        == header.get("vectors_sha256")
+    )
