@@ -11,7 +11,9 @@ import pytest
 from ragkit import Answer, RetrievalQA
 from ragkit.generation import LlamaCppGenerator
 from ragkit.generation.llamacpp import default_model_path
+from ragkit.generation.repetition import RepeatGuard
 from ragkit.types import Chunk, Generation, ScoredChunk
+from ragkit.verification import CitationVerifier
 
 pytestmark = [
     pytest.mark.integration,
@@ -154,3 +156,44 @@ def test_openai_generator_against_llama_cpps_own_http_server() -> None:
         assert answer.contexts == tuple(HITS)
     finally:
         del server
+
+
+def test_repeat_guard_stops_an_answer_that_loops(smollm2: LlamaCppGenerator) -> None:
+    text = "Paris is the capital of France."
+    hits = [
+        ScoredChunk(Chunk(id="p", text=text, document_id="p", source="p.md", start=0, end=31), 1)
+    ]
+    question = "List the capital of France, the capital of France, again and again."
+    guard = smollm2.guard
+    try:
+        smollm2.guard = RepeatGuard(0)
+        unguarded = smollm2.generate(question, hits).text
+        smollm2.guard = RepeatGuard(24)
+        guarded = smollm2.generate(question, hits).text
+    finally:
+        smollm2.guard = guard
+    assert unguarded.count("capital of France") >= 3  # greedy SmolLM2 writes a list of copies
+    assert guarded.count("capital of France") == 1
+    assert unguarded.startswith(guarded)
+
+
+class FixedRetriever:
+    def __init__(self, hits: list[ScoredChunk]) -> None:
+        self.hits = hits
+
+    def retrieve(self, query: str, k: int = 4, filters: object = None) -> list[ScoredChunk]:
+        return self.hits[:k]
+
+
+def test_verified_answer_cites_only_the_passage_that_supports_it(
+    smollm2: LlamaCppGenerator,
+    minilm,  # type: ignore[no-untyped-def]
+) -> None:
+    other = "Bananas are harvested green and ripen during shipping to Europe."
+    banana = Chunk(id="b", text=other, document_id="b", source="b.md", start=0, end=len(other))
+    retriever = FixedRetriever([ScoredChunk(banana, 1.0), HITS[0]])  # the wrong one first
+    qa = RetrievalQA(retriever, smollm2, verifier=CitationVerifier(minilm), k=2)
+    answer = qa.ask(QUESTION)
+    assert not answer.refused, answer.unsupported
+    assert [c.source for c in answer.citations] == ["config.md"]
+    assert answer.citations[0].quote == TEXT

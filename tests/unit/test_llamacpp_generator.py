@@ -14,6 +14,7 @@ import pytest
 from ragkit import Answer, RetrievalQA
 from ragkit.errors import ConfigurationError, MissingDependencyError
 from ragkit.generation import LlamaCppGenerator
+from ragkit.generation.repetition import RepeatGuard
 from ragkit.types import Chunk, Generation, ScoredChunk
 
 HITS = [
@@ -165,3 +166,64 @@ def test_budget_uses_the_models_tokenizer_and_window(gguf: Path) -> None:
 class HitsRetriever:
     def retrieve(self, query: str, k: int = 4, filters: object = None) -> list[ScoredChunk]:
         return HITS[:k]
+
+
+def test_repeat_guard_finds_a_copy_and_cuts_it_whole() -> None:
+    guard = RepeatGuard(window=16)
+    answer = "Paris is the capital of France. It has 2 million people."
+    assert not guard.repeats(answer)
+    assert guard.cut(answer) == answer
+    looping = answer + " Paris is the capital of France. It has 2 mill"
+    assert guard.repeats(looping)
+    assert guard.cut(looping) == answer
+    # the copy began inside a sentence: that unfinished sentence goes too
+    assert guard.cut("It is red. The sky is blue and the sky is blue and the sky") == "It is red."
+    assert not guard.repeats("| a | b |\n" + "-" * 40)  # a rule line is not a loop
+    assert guard.cut("The loss is 1" + "0" * 60) == "The loss is 1" + "0" * 16  # digits loop
+    assert not RepeatGuard(window=0).repeats(looping)
+
+
+def test_generation_stops_when_the_model_loops(gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pieces = ["Paris is the capital [1]."] + [" It is a city in France [1]."] * 50
+    consumed: list[str] = []
+
+    class LoopingLlama(FakeLlama):
+        def create_chat_completion(self, **kwargs: Any) -> Any:
+            self.calls.append(kwargs)
+
+            def chunks() -> Any:
+                for piece in pieces:
+                    consumed.append(piece)
+                    yield {"choices": [{"delta": {"content": piece}}]}
+
+            return chunks()
+
+    module = types.ModuleType("llama_cpp")
+    module.__spec__ = importlib.machinery.ModuleSpec("llama_cpp", None)
+    module.Llama = LoopingLlama  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "llama_cpp", module)
+    gen = LlamaCppGenerator(
+        gguf, backend="llama_cpp", repeat_penalty=1.1, stop=["\nQuestion:"], repeat_guard=24
+    )
+    out = gen.generate("Capital of France?", HITS)
+    assert out.text == "Paris is the capital [1]. It is a city in France [1]."
+    assert len(consumed) < 5  # stopped soon after the copy began, not after 51 pieces
+    call = LoopingLlama.last.calls[0]
+    assert call["repeat_penalty"] == 1.1
+    assert call["stop"] == ["\nQuestion:"]
+
+    consumed.clear()
+    *deltas, final = list(gen.stream("Capital of France?", HITS))
+    assert isinstance(final, Generation)
+    assert final.text == out.text
+    assert "".join(str(d) for d in deltas) == final.text  # the copy was never yielded
+    assert len(consumed) < 5
+
+
+def test_bad_sampling_arguments_fail_early(gguf: Path) -> None:
+    with pytest.raises(ConfigurationError, match="repeat_penalty"):
+        LlamaCppGenerator(gguf, repeat_penalty=0)
+    with pytest.raises(ConfigurationError, match="repeat_guard"):
+        LlamaCppGenerator(gguf, repeat_guard=-1)
+    with pytest.raises(ConfigurationError, match="stop"):
+        LlamaCppGenerator(gguf, stop="\n")

