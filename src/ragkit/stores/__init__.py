@@ -5,7 +5,7 @@ contract suite in :mod:`ragkit.testing.store_contract`:
 
 * :class:`MemoryStore`: exact search in a numpy matrix, optionally saved to a folder.
 * :class:`ChromaStore`: a Chroma collection (local folder, in memory, or a client).
-* :class:`FaissStore`: exact FAISS search, chunks and vectors in SQLite.
+* :class:`FaissStore`: FAISS search (exact; HNSW above 50,000 chunks), chunks in SQLite.
 
 Chroma and FAISS are imported when a store first needs them, not here.
 """

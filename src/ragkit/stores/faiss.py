@@ -1,13 +1,12 @@
-"""An exact FAISS index backed by SQLite, saved to a folder without pickle."""
+"""A FAISS index (exact, or HNSW above a size) backed by SQLite, saved without pickle."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,48 +17,62 @@ from numpy.typing import NDArray
 from ragkit._deps import require
 from ragkit.errors import ConfigurationError, StoreError
 from ragkit.protocols import Filters
+from ragkit.stores._faiss_db import (
+    chunk_json,
+    connect,
+    delete_rows,
+    encode_rows,
+    exact_order,
+    live_ids,
+    lookup,
+    meta,
+    scored_rows,
+    select_matching,
+    write_rows,
+)
+from ragkit.stores._faiss_index import (
+    IndexKind,
+    IndexOptions,
+    VectorIndex,
+    auto_ef_search,
+    build_index,
+    read_index,
+)
 from ragkit.stores.codec import (
     as_matrix,
     as_query,
     check_dimension,
     chunk_from_json,
-    chunk_to_json,
-    flat_fields,
     last_wins,
     top_k_expanding,
     write_atomically,
 )
-from ragkit.stores.filters import kind_of, parse_filters, sql_where
+from ragkit.stores.filters import parse_filters
 from ragkit.types import Chunk, ScoredChunk
 
 __all__ = ["FaissStore"]
 
 logger = logging.getLogger(__name__)
 
-DB_FILE = "chunks.sqlite"
 INDEX_FILE = "index.faiss"
-_VECTOR = np.dtype("<f4")
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);
-CREATE TABLE IF NOT EXISTS rows (
-    int_id INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
-    document_id TEXT NOT NULL, json TEXT NOT NULL, vector BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS fields (
-    int_id INTEGER NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, value,
-    PRIMARY KEY (int_id, key)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS fields_key_value ON fields (key, value);
-"""
-_IN = "(SELECT value FROM json_each(?))"
 
 
 class FaissStore:
-    """Exact inner-product search with FAISS; chunks, vectors and filters in SQLite.
+    """FAISS search, exact or HNSW by size; chunks, vectors and filters in SQLite.
 
     SQLite (``chunks.sqlite``) is the source of truth: it holds every chunk, its
-    filterable fields and its vector. ``index.faiss`` is a cache of the FAISS index,
-    written by :meth:`save` and :meth:`close`; when it is missing or older than the
-    database (a crash before ``close()``), it is rebuilt on open. Filters run in SQL
+    filterable fields and its float32 vector. ``index.faiss`` is a cache of the FAISS
+    index, written by :meth:`save` and :meth:`close`; when it is missing or older than
+    the database (a crash before ``close()``), it is rebuilt on open. Filters run in SQL
     first, and FAISS then searches only the matching vectors.
+
+    Up to ``approximate_above`` chunks the index is exact (``IndexFlatIP``); above, it is
+    rebuilt as HNSW with float16 storage (``IndexHNSWSQ``), and hits are rescored with
+    the float32 vectors, so scores stay exact cosine similarities while the ranking is
+    approximate (recall@10 >= 0.98 at the defaults; see ``docs/benchmarks/scale.md``).
+    A filter that keeps at most ``exact_filter_below`` chunks is always searched
+    exactly. Deleted and replaced chunks are tombstoned in HNSW and skipped by every
+    search; the index is rebuilt when they pass a fifth of it.
 
     Example:
         >>> with FaissStore(path="kb/faiss") as store:  # doctest: +SKIP
@@ -69,18 +82,47 @@ class FaissStore:
     Args:
         path: folder for ``chunks.sqlite`` and ``index.faiss``; in memory when None.
         dimension: vector length; fixed by the first upsert when not given.
+        index: ``"auto"`` (by size), ``"flat"`` (always exact) or ``"hnsw"`` (always
+            approximate).
+        approximate_above: with ``index="auto"``, chunks above which HNSW is used.
+        hnsw_m: HNSW links per vector; applies when the index is (re)built.
+        ef_construction: HNSW build-time candidate list; applies when it is (re)built.
+        ef_search: HNSW search-time candidate list (recall against speed); None (the
+            default) scales it with the store: 128 up to 128,000 chunks, then the next
+            power of two above chunks / 1000 (1,024 at a million). The attribute of
+            the same name can be changed at any time.
+        exact_filter_below: filtered searches matching at most this many chunks score
+            them all exactly, however large the store.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str] | None = None, dimension: int | None = None
+        self,
+        path: str | os.PathLike[str] | None = None,
+        dimension: int | None = None,
+        *,
+        index: IndexKind = "auto",
+        approximate_above: int = 50_000,
+        hnsw_m: int = 32,
+        ef_construction: int = 40,
+        ef_search: int | None = None,
+        exact_filter_below: int = 20_000,
     ) -> None:
         check_dimension(dimension)
+        self._options = IndexOptions(
+            kind=index,
+            approximate_above=approximate_above,
+            m=hnsw_m,
+            ef_construction=ef_construction,
+            ef_search=ef_search,
+        )
+        self.ef_search = ef_search
+        self.exact_filter_below = exact_filter_below
         self._path = Path(path) if path is not None else None
         self._dimension = dimension
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._faiss: Any = None
-        self._index: Any = None
+        self._index: VectorIndex | None = None
         self._generation = 0
         self._index_generation = -1
         self._closed = False
@@ -91,6 +133,13 @@ class FaissStore:
         with self._lock:
             self._open()
             return self._dimension
+
+    @property
+    def index_kind(self) -> str | None:
+        """``"flat"`` (exact) or ``"hnsw"`` (approximate); None while the store is empty."""
+        with self._lock:
+            self._open()
+            return None if self._dimension is None else self._ensure_index().kind
 
     def upsert(self, chunks: Sequence[Chunk], embeddings: NDArray[np.float32]) -> None:
         """Insert or replace chunks by id; when an id repeats in ``chunks``, the last wins.
@@ -107,64 +156,45 @@ class FaissStore:
             kept = last_wins(chunks)
             keep = [chunks[i] for i in kept]
             vectors = rows[kept]
-            encoded = [chunk_to_json(c) for c in keep]
-            known = dict(self._lookup([c.id for c in keep]))
-            next_id = self._meta("next_id", 1)
-            int_ids = []
-            for chunk in keep:
-                if chunk.id not in known:
-                    known[chunk.id], next_id = next_id, next_id + 1
-                int_ids.append(known[chunk.id])
-            records = [
-                (i, c.id, c.source, c.document_id, text, v.astype(_VECTOR).tobytes())
-                for i, c, text, v in zip(int_ids, keep, encoded, vectors, strict=True)
-            ]
-            fields = [
-                (i, key, kind_of(value), value)
-                for i, c in zip(int_ids, keep, strict=True)
-                for key, value in flat_fields(c).items()
-            ]
+            old = lookup(db, [c.id for c in keep])
+            # Every write gets new row ids, so HNSW can tombstone the old ones.
+            first_id = self._get_meta("next_id", 1)
+            int_ids = list(range(first_id, first_id + len(keep)))
+            records, fields = encode_rows(int_ids, keep, vectors)  # raises before writing
             first = self._dimension is None
             self._dimension = rows.shape[1]
             index = self._ensure_index()  # before the commit, which it must not see twice
             try:
                 with self._transaction():
-                    db.execute(f"DELETE FROM fields WHERE int_id IN {_IN}", (json.dumps(int_ids),))
-                    db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?, ?)", records)
-                    db.executemany("INSERT INTO fields VALUES (?, ?, ?, ?)", fields)
-                    self._set_meta(next_id=next_id, dimension=rows.shape[1])
+                    write_rows(db, records, fields, replaced=old)
+                    self._set_meta(next_id=first_id + len(keep), dimension=rows.shape[1])
             except BaseException:
                 if first:
                     self._dimension = self._index = None
                 raise
-            ids = np.asarray(int_ids, dtype=np.int64)
-            index.remove_ids(ids)
-            index.add_with_ids(vectors, ids)
+            index.remove(np.asarray(old, dtype=np.int64))
+            index.add(vectors, np.asarray(int_ids, dtype=np.int64))
+            self._rebuild_if_due()
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove chunks by id; unknown ids are ignored."""
         with self._lock:
             db = self._open()
-            int_ids = [i for _, i in self._lookup(ids)]
+            int_ids = lookup(db, ids)
             if not int_ids:
                 return
             index = self._ensure_index()
             with self._transaction():
-                for table in ("fields", "rows"):
-                    db.execute(f"DELETE FROM {table} WHERE int_id IN {_IN}", (json.dumps(int_ids),))
+                delete_rows(db, int_ids)
                 self._set_meta()
-            index.remove_ids(np.asarray(int_ids, dtype=np.int64))
+            index.remove(np.asarray(int_ids, dtype=np.int64))
+            self._rebuild_if_due()
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         """The stored chunks with these ids, in the order asked; unknown ids are skipped."""
         with self._lock:
             db = self._open()
-            found = dict(
-                db.execute(
-                    f"SELECT chunk_id, json FROM rows WHERE chunk_id IN {_IN}",
-                    (json.dumps(list(dict.fromkeys(ids))),),
-                )
-            )
+            found = chunk_json(db, ids)
         chunks = {chunk_id: chunk_from_json(text) for chunk_id, text in found.items()}
         return [chunks[i] for i in ids if i in chunks]
 
@@ -181,38 +211,35 @@ class FaissStore:
             db = self._open()
             if k <= 0 or self._dimension is None:
                 return []
-            query = as_query(embedding, self._dimension)[None, :]
+            query = as_query(embedding, self._dimension)
             index = self._ensure_index()
-            params, available = None, int(index.ntotal)
+            allowed, available = None, index.live
             if conditions:
-                sql, args = sql_where(conditions)
-                allowed = [i for (i,) in db.execute(f"SELECT int_id FROM rows r WHERE {sql}", args)]
-                selector = self._faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-                params, available = self._faiss.SearchParameters(sel=selector), len(allowed)
+                rows = db.execute(*select_matching("int_id", conditions)).fetchall()
+                allowed = np.asarray([i for (i,) in rows], dtype=np.int64)
+                available = len(allowed)
             if available == 0:
                 return []
+            labels = None
+            if allowed is not None and available <= self.exact_filter_below:
+                labels = exact_order(db, query, allowed) if index.kind == "hnsw" else None
 
             def fetch(n: int) -> list[tuple[str, float, str]]:
-                scores, labels = index.search(query, n, params=params)
-                pairs = zip(labels[0], scores[0], strict=True)
-                found = {int(i): float(s) for i, s in pairs if i >= 0}
-                rows = db.execute(
-                    f"SELECT int_id, chunk_id, json FROM rows WHERE int_id IN {_IN}",
-                    (json.dumps(list(found)),),
-                )
-                return [(chunk_id, found[i], text) for i, chunk_id, text in rows]
+                found = labels[:n] if labels is not None else None
+                if found is None:
+                    ef = self.ef_search or auto_ef_search(index.live)
+                    found = index.search(query[None, :], n, allowed, ef)
+                return scored_rows(db, found, query)
 
             hits = top_k_expanding(fetch, k, available)
         return [ScoredChunk(chunk=chunk_from_json(text), score=s) for _, s, text in hits]
 
     def ids(self, filters: Filters | None = None) -> list[str]:
         """Ids of every stored chunk that matches ``filters``, sorted."""
-        sql, args = sql_where(parse_filters(filters))
+        conditions = parse_filters(filters)
         with self._lock:
             db = self._open()
-            return sorted(
-                i for (i,) in db.execute(f"SELECT chunk_id FROM rows r WHERE {sql}", args)
-            )
+            return sorted(i for (i,) in db.execute(*select_matching("chunk_id", conditions)))
 
     def count(self) -> int:
         """Number of stored chunks."""
@@ -230,7 +257,7 @@ class FaissStore:
             ):
                 return
             target = self._path / INDEX_FILE
-            write_atomically(target, self._faiss.serialize_index(self._ensure_index()).tobytes())
+            write_atomically(target, self._ensure_index().serialize())
             with self._transaction():
                 self._set_meta(index_generation=self._generation, bump=False)
             self._index_generation = self._generation
@@ -264,70 +291,48 @@ class FaissStore:
         if self._db is not None:
             return self._db
         self._faiss = require("faiss", extra="faiss", purpose="FaissStore", package="faiss-cpu")
-        target = ":memory:"
-        if self._path is not None:
-            if self._path.exists() and not self._path.is_dir():
-                raise ConfigurationError(f"FaissStore path {self._path} is a file, not a folder.")
-            self._path.mkdir(parents=True, exist_ok=True)
-            target = str(self._path / DB_FILE)
-        try:
-            db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
-            db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"Could not open {target}: {exc}") from exc
-        self._db = db
-        stored = self._meta("dimension", None)
+        self._db = db = connect(self._path)
+        stored = self._get_meta("dimension", None)
         if stored is not None and self._dimension not in (None, stored):
             raise ConfigurationError(
                 f"The store in {self._path} holds vectors of dimension {stored}, "
                 f"but dimension={self._dimension} was given."
             )
         self._dimension = stored or self._dimension
-        self._generation = self._meta("generation", 0)
-        self._index_generation = self._meta("index_generation", -1)
+        self._generation = self._get_meta("generation", 0)
+        self._index_generation = self._get_meta("index_generation", -1)
         return db
 
-    def _ensure_index(self) -> Any:
+    def _ensure_index(self) -> VectorIndex:
         if self._index is None:
             assert self._dimension is not None
             self._index = self._read_index() or self._build_index()
+            self._rebuild_if_due()
         return self._index
 
-    def _read_index(self) -> Any:
+    def _read_index(self) -> VectorIndex | None:
+        assert self._db is not None
         if self._path is None or self._index_generation != self._generation:
             return None
-        try:
-            index = self._faiss.read_index(str(self._path / INDEX_FILE))
-        except RuntimeError as exc:
-            logger.warning("Rebuilding the FAISS index: could not read it (%s)", exc)
-            return None
-        if index.d != self._dimension or index.ntotal != self.count():
-            logger.warning("Rebuilding the FAISS index: it does not match %s", DB_FILE)
-            return None
-        return index
+        index = read_index(self._faiss, self._path / INDEX_FILE, live_ids(self._db))
+        return index if index is not None and index.dimension == self._dimension else None
 
-    def _build_index(self) -> Any:
+    def _build_index(self) -> VectorIndex:
         assert self._db is not None
-        index = self._faiss.IndexIDMap2(self._faiss.IndexFlatIP(self._dimension))
-        rows = self._db.execute("SELECT int_id, vector FROM rows ORDER BY int_id").fetchall()
-        if rows:
-            ids = np.asarray([i for i, _ in rows], dtype=np.int64)
-            vectors = np.frombuffer(b"".join(v for _, v in rows), dtype=_VECTOR)
-            index.add_with_ids(vectors.reshape(len(rows), -1).astype(np.float32), ids)
-            logger.info("Rebuilt the FAISS index of %d vectors from %s", len(rows), DB_FILE)
+        assert self._dimension is not None
         self._index_generation = -1  # not on disk yet
-        return index
+        return build_index(self._faiss, self._db, self._dimension, self._options)
 
-    def _lookup(self, ids: Iterable[str]) -> list[tuple[str, int]]:
-        assert self._db is not None
-        return self._db.execute(
-            f"SELECT chunk_id, int_id FROM rows WHERE chunk_id IN {_IN}", (json.dumps(list(ids)),)
-        ).fetchall()
+    def _rebuild_if_due(self) -> None:
+        assert self._index is not None
+        reason = self._index.rebuild_reason(self._options)
+        if reason is not None:
+            logger.info("Rebuilding the FAISS index: %s", reason)
+            self._index = self._build_index()
 
-    def _meta(self, key: str, default: Any) -> Any:
+    def _get_meta(self, key: str, default: Any) -> Any:
         assert self._db is not None
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else row[0]
+        return meta(self._db, key, default)
 
     def _set_meta(self, *, bump: bool = True, **values: int) -> None:
         assert self._db is not None
