@@ -6,10 +6,10 @@ from ragkit.testing import FakeEmbedder
 from ragkit.types import Chunk, ScoredChunk
 
 
-def _hit(n: int, text: str) -> ScoredChunk:
+def _hit(n: int, text: str, score: float = 1.0, document: str = "d") -> ScoredChunk:
     return ScoredChunk(
-        Chunk(id=f"c{n}", text=text, document_id="d", source=f"s{n}", start=0, end=len(text)),
-        1.0,
+        Chunk(id=f"c{n}", text=text, document_id=document, source=f"s{n}", start=0, end=len(text)),
+        score,
     )
 
 
@@ -41,15 +41,96 @@ def test_answer_quotes_the_relevant_sentence_with_its_marker() -> None:
 
 def test_several_sentences_each_carry_their_own_marker() -> None:
     contexts = [
-        _hit(1, "Timeouts are configured per client. Colours are nice."),
-        _hit(2, "A timeout raises TimeoutException when exceeded."),
+        _hit(1, "Timeouts are configured per client. Colours are nice. A timeout is exceeded."),
+        _hit(2, "Bananas are yellow fruit. They grow in bunches."),
     ]
     gen = ExtractiveGenerator(max_sentences=3, relative_cutoff=0.1).generate(
         "timeout client exceeded", contexts
     )
-    assert "Timeouts are configured per client. [1]" in gen.text
-    assert "A timeout raises TimeoutException when exceeded. [2]" in gen.text
-    assert "Colours" not in gen.text
+    assert gen.text == "Timeouts are configured per client. [1] A timeout is exceeded. [1]"
+
+
+def test_quotes_only_the_passage_of_the_best_sentence() -> None:
+    # Passage 2 also matches the question, but less well: quoting it would add a
+    # citation to a passage that did not give the answer.
+    contexts = [
+        _hit(1, "Pools hold ten connections. The default timeout of a client is five seconds."),
+        _hit(2, "A timeout raises TimeoutException when exceeded.", document="other"),
+    ]
+    gen = ExtractiveGenerator(max_sentences=3, relative_cutoff=0.0).generate(
+        "What is the default timeout of a client?", contexts
+    )
+    assert "[2]" not in gen.text
+    assert "TimeoutException" not in gen.text
+    # the passage's sentences are quoted in reading order, not in score order
+    assert gen.text == (
+        "Pools hold ten connections. [1] The default timeout of a client is five seconds. [1]"
+    )
+
+
+def test_other_passages_of_the_same_document_may_add_a_sentence() -> None:
+    question = "What is the default timeout of a client?"
+    contexts = [
+        _hit(1, "The default timeout of a client is five seconds.", document="guide"),
+        _hit(2, "A client timeout can be raised per request.", document="guide"),
+        _hit(3, "A client timeout also applies to the pool.", document="faq"),
+    ]
+    answer = ExtractiveGenerator(relative_cutoff=0.0).generate(question, contexts).text
+    assert answer == (
+        "The default timeout of a client is five seconds. [1] "
+        "A client timeout can be raised per request. [2]"
+    )
+    one_passage = ExtractiveGenerator(relative_cutoff=0.0, same_document=0)
+    assert one_passage.generate(question, contexts).text == (
+        "The default timeout of a client is five seconds. [1]"
+    )
+
+
+def test_retrieval_score_breaks_near_ties_between_passages() -> None:
+    question = "When does the library open on Sundays?"
+    contexts = [
+        _hit(1, "The library opens at noon on Sundays and holidays.", score=0.1, document="a"),
+        _hit(2, "On Sundays the library opens at ten.", score=1.0, document="b"),
+    ]
+    lexical_only = ExtractiveGenerator(max_sentences=1, retrieval_weight=0.0)
+    weighted = ExtractiveGenerator(max_sentences=1, retrieval_weight=0.5)
+    assert lexical_only.generate(question, contexts).text.endswith("[1]")
+    assert weighted.generate(question, contexts).text.endswith("[2]")
+
+
+def test_min_margin_refuses_when_two_documents_answer_equally_well() -> None:
+    question = "Who designed the bridge?"
+    rivals = [
+        _hit(1, "The bridge was designed by Anna Berg.", document="a"),
+        _hit(2, "The bridge was designed by Carl Holm.", document="b"),
+    ]
+    cautious = ExtractiveGenerator(min_margin=0.05)
+    assert cautious.generate(question, rivals).refused
+    assert not ExtractiveGenerator().generate(question, rivals).refused
+    # one document, or a clear winner, is still answered
+    alone = [rivals[0], _hit(2, "Bananas are yellow fruit. They grow in bunches.", document="b")]
+    answer = cautious.generate(question, alone)
+    assert not answer.refused
+    assert answer.text == "The bridge was designed by Anna Berg. [1]"
+
+
+def test_refusal_keeps_the_contexts_for_related_sources() -> None:
+    contexts = [_hit(1, "Bananas are yellow fruit. They grow in bunches.")]
+    gen = ExtractiveGenerator().generate("What is the boiling point of mercury?", contexts)
+    assert gen.refused
+    assert gen.contexts == tuple(contexts)
+
+
+def test_negative_retrieval_scores_do_not_flip_the_choice() -> None:
+    # reranker logits can all be negative; they must not reward the worst passage
+    contexts = [
+        _hit(1, "The default timeout is five seconds.", score=-1.0, document="a"),
+        _hit(2, "Bananas are yellow fruit. They grow in bunches.", score=-9.0, document="b"),
+    ]
+    gen = ExtractiveGenerator(max_sentences=1, retrieval_weight=1.0).generate(
+        "What is the default timeout?", contexts
+    )
+    assert gen.text == "The default timeout is five seconds. [1]"
 
 
 def test_refuses_when_nothing_matches() -> None:

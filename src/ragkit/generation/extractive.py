@@ -28,17 +28,43 @@ class _Candidate:
     text: str
     lexical: float
     semantic: float
-    score: float
+    relevance: float  # how well the sentence itself matches the question
+    score: float  # relevance plus the weight of its passage's retrieval score
+
+    def matches(self, min_semantic: float | None) -> bool:
+        """Shares a content word with the question, or is semantically close to it."""
+        return self.lexical > 0 or (min_semantic is not None and self.semantic >= min_semantic)
+
+
+def _retrieval_weights(contexts: Sequence[ScoredChunk]) -> list[float]:
+    """Each context's retrieval score as a share of the best one, in [0, 1].
+
+    Retrievers score on different scales (fused scores, cosines, reranker logits), so
+    only the ratio to the best is used; with no positive score every weight is 0.
+    """
+    top = max((hit.score for hit in contexts), default=0.0)
+    if top <= 0:
+        return [0.0] * len(contexts)
+    return [min(max(hit.score / top, 0.0), 1.0) for hit in contexts]
 
 
 class ExtractiveGenerator:
-    """Answers by quoting the retrieved sentences that best match the question.
+    """Answers by quoting the passage sentences that best match the question.
 
     No language model is involved, so nothing is made up: every sentence of the answer
     is copied from a source and carries its ``[n]``. Sentences are scored by how much
-    of the question's (idf-weighted) vocabulary they contain and, when an embedder is
-    given, by embedding similarity to the question. When no sentence shares a content
-    word with the question and none is semantically close, the answer is the refusal.
+    of the question's (idf-weighted) vocabulary they contain, by embedding similarity to
+    the question when an embedder is given, and by the retrieval score of their passage.
+    The best sentence picks the passage; the answer quotes that sentence and the next
+    best ones *of the same passage* (and a few of the same document's other passages),
+    in reading order, so that every citation points at the source that answered
+    (sentences from other documents, often a neighbouring paragraph that does not hold
+    the answer, halved citation precision on SQuAD).
+
+    The answer is the refusal when no sentence shares a content word with the question
+    and none is semantically close, or, with ``min_margin``, when the best sentence of
+    another document scores almost as high: the passages disagree and quoting either
+    may cite the wrong one (see ``docs/benchmarks/squad.md`` for the trade-off).
 
     Example:
         >>> gen = ExtractiveGenerator(max_sentences=2)
@@ -47,10 +73,17 @@ class ExtractiveGenerator:
 
     Args:
         embedder: optional; adds semantic similarity to the lexical score.
-        max_sentences: at most this many sentences in the answer.
+        max_sentences: at most this many sentences of the best sentence's passage.
+        same_document: at most this many more sentences from other passages of the same
+            document (matching the question, and at least ``relative_cutoff`` as well
+            as the best sentence); 0 quotes one passage only.
         relative_cutoff: a sentence must score at least this share of the best one.
         min_semantic: with an embedder, a question sharing no word with any sentence is
             still answered when the best sentence has at least this cosine similarity.
+        retrieval_weight: added to a sentence's score, times its passage's retrieval
+            score relative to the best passage (0 ignores the retrieval order).
+        min_margin: refuse when the best sentence from another document scores within
+            this of the best sentence (0 never refuses on it).
     """
 
     extractive = True
@@ -59,14 +92,20 @@ class ExtractiveGenerator:
         self,
         embedder: Embedder | None = None,
         *,
-        max_sentences: int = 3,
-        relative_cutoff: float = 0.6,
+        max_sentences: int = 5,
+        same_document: int = 2,
+        relative_cutoff: float = 0.3,
         min_semantic: float = 0.5,
+        retrieval_weight: float = 0.1,
+        min_margin: float = 0.0,
     ) -> None:
         self.embedder = embedder
         self.max_sentences = max_sentences
+        self.same_document = same_document
         self.relative_cutoff = relative_cutoff
         self.min_semantic = min_semantic
+        self.retrieval_weight = retrieval_weight
+        self.min_margin = min_margin
 
     def _candidates(self, question: str, contexts: Sequence[ScoredChunk]) -> list[_Candidate]:
         raw: list[tuple[int, int, int, str, list[str]]] = []
@@ -92,32 +131,56 @@ class ExtractiveGenerator:
         if self.embedder is not None:
             vectors = self.embedder.embed_documents([r[3] for r in raw])
             semantic = vectors @ self.embedder.embed_query(question)
+        weights = _retrieval_weights(contexts)
         out = []
         for i, (n, s, e, sentence, terms) in enumerate(raw):
             lexical = sum(idf[t] for t in query & set(terms)) / total
             sem = float(semantic[i])
-            score = (0.5 * lexical + 0.5 * max(sem, 0.0)) if self.embedder else lexical
+            relevance = (0.5 * lexical + 0.5 * max(sem, 0.0)) if self.embedder else lexical
             if prose_ratio(sentence) < 0.75:
-                score *= 0.5  # tables, markup and inline code quote badly
-            score += 0.02 / n  # ties go to the better-ranked context
-            out.append(_Candidate(n, s, e, sentence, lexical, sem, score))
+                relevance *= 0.5  # tables, markup and inline code quote badly
+            score = relevance + self.retrieval_weight * weights[n - 1] + 0.02 / n  # ties: rank
+            out.append(_Candidate(n, s, e, sentence, lexical, sem, relevance, score))
         return out
+
+    def _refusal(self, contexts: tuple[ScoredChunk, ...]) -> Generation:
+        return Generation(
+            text=REFUSAL, contexts=contexts, model="extractive", extractive=True, refused=True
+        )
 
     def generate(self, question: str, contexts: Sequence[ScoredChunk]) -> Generation:
         contexts = tuple(contexts)
-        candidates = self._candidates(question, contexts)
-        relevant = [
-            c
-            for c in candidates
-            if c.lexical > 0 or (self.embedder is not None and c.semantic >= self.min_semantic)
-        ]
+        candidates = sorted(self._candidates(question, contexts), key=lambda c: -c.score)
+        min_semantic = self.min_semantic if self.embedder is not None else None
+        relevant = [c for c in candidates if c.matches(min_semantic)]
         if not relevant:
-            return Generation(
-                text=REFUSAL, contexts=contexts, model="extractive", extractive=True, refused=True
+            return self._refusal(contexts)
+        best = relevant[0]
+        if self.min_margin > 0:
+            document = contexts[best.context - 1].chunk.document_id
+            rival = next(
+                (c for c in relevant if contexts[c.context - 1].chunk.document_id != document),
+                None,
             )
-        relevant.sort(key=lambda c: -c.score)
-        best = relevant[0].score
-        chosen = [c for c in relevant if c.score >= self.relative_cutoff * best]
+            if rival is not None and best.score - rival.score < self.min_margin:
+                return self._refusal(contexts)
+        # Every sentence of the best passage may join it (it is the context the answer
+        # was found in), as long as it matches the question nearly as well; so may a few
+        # matching sentences of the same document's other passages.
+        floor = self.relative_cutoff * best.relevance
+        chosen = [c for c in candidates if c.context == best.context and c.relevance >= floor]
         chosen = chosen[: self.max_sentences]
+        document = contexts[best.context - 1].chunk.document_id
+        quoted = {c.text for c in chosen}
+        others = [
+            c
+            for c in relevant
+            if c.context != best.context
+            and contexts[c.context - 1].chunk.document_id == document
+            and c.relevance >= floor
+            and c.text not in quoted  # overlapping chunks repeat sentences
+        ]
+        chosen += others[: self.same_document]
+        chosen.sort(key=lambda c: (c.context, c.start))
         text = " ".join(f"{c.text} [{c.context}]" for c in chosen)
         return Generation(text=text, contexts=contexts, model="extractive", extractive=True)
