@@ -117,7 +117,7 @@ class CitationVerifier:
             was chosen on 50 claims of SmolLM2-135M answers to SQuAD questions, each
             labelled by eye as supported or not by its best passage sentence: it keeps
             7 of the 9 supported claims and 2 of the 41 others, where 0.63 kept 8 and
-            19 (see ``docs/benchmarks/squad-llm.md``). Extractive answers quote
+            19 (see ``docs/benchmarks/squad.md``). Extractive answers quote
             passages word for word (score 1.0) and are not affected.
         decay: when no claim of the answer is supported, the threshold is multiplied by
             this and tried again (RAGFlow's decaying threshold) ...
