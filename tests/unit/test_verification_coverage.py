@@ -66,3 +66,59 @@ def test_a_fact_found_only_in_another_passage_is_cited_there() -> None:
 def test_without_decay_an_unsupported_answer_is_refused_at_once() -> None:
     answer = _verified("q", "Bananas grow quickly in winter [1].", decay=1.0)
     assert answer.refused
+
+
+ROW = "staging,staging.skyline.example,8443,eu-west"
+ROWS = (
+    ScoredChunk(
+        Chunk(id="env", text=ROW, document_id="env", source="env.csv", start=0, end=len(ROW)),
+        0.9,
+    ),
+)
+
+
+def _verified_on_rows(question: str, text: str, **kwargs: float) -> Answer:
+    answer = answer_from_generation(question, Generation(text=text, contexts=ROWS, model="m"))
+    return CitationVerifier(FakeEmbedder(), **kwargs).verify(answer)
+
+
+def test_a_claim_restating_a_table_row_is_supported_below_the_threshold() -> None:
+    question = "Which port does the staging environment use?"
+    claim = "The staging environment uses port 8443."
+    off = _verified_on_rows(question, claim, exact_floor=1.0)  # the restatement rule off
+    assert off.refused
+    on = _verified_on_rows(question, claim, exact_floor=0.0)
+    assert not on.refused
+    assert [c.source for c in on.citations] == ["env.csv"]
+
+
+def test_a_restatement_with_another_number_is_not_supported() -> None:
+    question = "Which port does the staging environment use?"
+    answer = _verified_on_rows(question, "The staging environment uses port 9443.", exact_floor=0.0)
+    assert answer.refused
+    assert answer.unsupported == ("The staging environment uses port 9443.",)
+
+
+SKYLINE = "Skyline is the client. It retries 7 times. The default timeout is 5 seconds."
+
+
+def test_names_may_come_from_the_passage_but_numbers_must_be_in_the_sentence() -> None:
+    hits = (
+        ScoredChunk(
+            Chunk(id="s", text=SKYLINE, document_id="s", source="s.md", start=0, end=len(SKYLINE)),
+            0.9,
+        ),
+    )
+    verifier = CitationVerifier(FakeEmbedder(), threshold=0.99, exact_floor=0.0)
+
+    def verified(text: str) -> Answer:
+        question = "What is the default timeout?"
+        return verifier.verify(
+            answer_from_generation(question, Generation(text=text, contexts=hits, model="m"))
+        )
+
+    named = verified("The default timeout for Skyline is 5 seconds.")
+    assert [c.quote for c in named.citations] == ["The default timeout is 5 seconds."]
+    # 7 is in the passage, but not in the sentence about the timeout
+    wrong = verified("The default timeout for Skyline is 7 seconds.")
+    assert wrong.refused
