@@ -1,0 +1,234 @@
+"""Ingest throughput on SciFact chunks: ragkit against LangChain and against raw encode.
+
+Every system gets the same chunks (SciFact abstracts split by ragkit's default
+``RecursiveChunker``, 160/24 tokens; ``--limit N`` keeps the first documents whose
+chunks add up to at least N) and runs in a fresh temporary folder per trial:
+
+* ``raw encode``: the backend's own encode of the chunk texts, nothing else (the limit);
+  ``torch``: ``SentenceTransformer.encode`` (batch 64, normalized), ``onnx``:
+  ``OnnxEmbedder.embed_documents``.
+* ``ragkit from chunks``: ``RAG.add`` of the documents with a chunker that hands back the
+  precomputed chunks: embedding cache, Chroma, keyword index and record, no chunking.
+* ``ragkit RAG.add``: ``RAG(folder, embedder=...).add(documents)``, end to end.
+* ``langchain``: ``Chroma.from_documents`` (langchain-chroma, persisted) with
+  ``HuggingFaceEmbeddings`` (langchain-huggingface, the same bundled MiniLM files, torch).
+
+The systems take turns, round after round, so each sees the same share of a busy CPU;
+each trial prints chunks/s and the 1-minute load average, and the summary gives every
+system's median chunks/s and its median ratio to raw encode in the same round.
+
+    python bench/ingest.py --data ../shared/bench/scifact --backend onnx --limit 2000
+    python bench/ingest.py --data ../shared/bench/scifact --backend torch --limit 2000
+
+``--scifact KB`` instead indexes the whole corpus into a new folder KB with ``RAG``'s
+defaults and the chosen backend, times it, and scores the test queries (nDCG@10,
+dense and hybrid), the figures behind docs/benchmarks/ingest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ragkit import RAG
+from ragkit.chunking import RecursiveChunker
+from ragkit.embeddings import OnnxEmbedder, SentenceTransformerEmbedder, bundled_minilm_path
+from ragkit.eval import BeirDataset, evaluate_retrieval
+from ragkit.protocols import Embedder
+from ragkit.types import Chunk, Document
+
+
+class Precomputed:
+    """A chunker that returns chunks computed beforehand (so chunking is not timed)."""
+
+    def __init__(self, chunks: Sequence[Chunk]) -> None:
+        self._by_document: dict[str, list[Chunk]] = {}
+        for chunk in chunks:
+            self._by_document.setdefault(chunk.document_id, []).append(chunk)
+
+    def split(self, document: Document) -> list[Chunk]:
+        return self._by_document.get(document.id, [])
+
+
+def make_embedder(backend: str, threads: int | None) -> Embedder:
+    if backend == "onnx":
+        return OnnxEmbedder(threads=threads)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    return SentenceTransformerEmbedder()
+
+
+def raw_encode(embedder: Embedder) -> Callable[[list[str]], Any]:
+    """The backend's encode, without ragkit's wrapper where there is one."""
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        model = embedder._load()
+        return lambda texts: model.encode(
+            texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
+        )
+    return embedder.embed_documents
+
+
+def corpus(data: Path, limit: int | None) -> tuple[list[Document], list[Chunk]]:
+    """SciFact documents and their default chunks; with a limit, the first documents
+    whose chunks reach it."""
+    chunker = RecursiveChunker()
+    documents: list[Document] = []
+    chunks: list[Chunk] = []
+    for document in BeirDataset(data).corpus():
+        if limit is not None and len(chunks) >= limit:
+            break
+        documents.append(document)
+        chunks.extend(chunker.split(document))
+    return documents, chunks
+
+
+def systems(
+    embedder: Embedder, documents: list[Document], chunks: list[Chunk], work: Path
+) -> dict[str, Callable[[], None]]:
+    texts = [c.text for c in chunks]
+    encode = raw_encode(embedder)
+    precomputed = Precomputed(chunks)
+
+    def fresh(name: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=name + "-", dir=work))
+
+    def ragkit_chunks() -> None:
+        with RAG(fresh("chunks"), embedder=embedder, chunker=precomputed) as rag:
+            report = rag.add(documents)
+        assert report.chunks_added == len(chunks), report
+
+    def ragkit_add() -> None:
+        with RAG(fresh("add"), embedder=embedder) as rag:
+            report = rag.add(documents)
+        assert report.chunks_added == len(chunks), report
+
+    from langchain_chroma import Chroma
+    from langchain_core.documents import Document as LcDocument
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    lc_embeddings = HuggingFaceEmbeddings(model_name=str(bundled_minilm_path()))
+    lc_documents = [
+        LcDocument(page_content=c.text, metadata={"source": c.source, "chunk_id": c.id})
+        for c in chunks
+    ]
+
+    def langchain() -> None:
+        store = Chroma.from_documents(
+            lc_documents, lc_embeddings, persist_directory=str(fresh("langchain"))
+        )
+        assert store._collection.count() == len(chunks)
+
+    return {
+        "raw encode": lambda: encode(texts),
+        "ragkit from chunks": ragkit_chunks,
+        "ragkit RAG.add": ragkit_add,
+        "langchain": langchain,
+    }
+
+
+def compare(args: argparse.Namespace) -> dict[str, Any]:
+    documents, chunks = corpus(args.data, args.limit)
+    embedder = make_embedder(args.backend, args.threads)
+    raw_encode(embedder)(["warm up"])
+    work = Path(tempfile.mkdtemp(prefix="ragkit-ingest-"))
+    runs = systems(embedder, documents, chunks, work)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    loads: list[float] = []
+    for round_ in range(args.rounds):
+        for name, run in runs.items():
+            load = os.getloadavg()[0]
+            began = time.perf_counter()
+            run()
+            seconds = time.perf_counter() - began
+            times[name].append(seconds)
+            loads.append(load)
+            print(
+                f"round {round_}  {name:<20} {len(chunks) / seconds:7.1f} chunks/s  "
+                f"{seconds:7.1f} s  load {load:.2f}",
+                flush=True,
+            )
+    raw = times["raw encode"]
+    summary = {
+        name: {
+            "chunks_per_second": round(len(chunks) / statistics.median(t), 2),
+            "ratio_to_raw_encode": round(
+                statistics.median(r / s for r, s in zip(raw, t, strict=True)), 3
+            ),
+            "seconds": [round(s, 2) for s in t],
+        }
+        for name, t in times.items()
+    }
+    for name, row in summary.items():
+        print(
+            f"{name:<20} {row['chunks_per_second']:7.1f} chunks/s  "
+            f"{row['ratio_to_raw_encode']:.3f}x raw encode"
+        )
+    lc = statistics.median(times["langchain"])
+    print(f"ragkit RAG.add vs langchain: {lc / statistics.median(times['ragkit RAG.add']):.2f}x")
+    return {
+        "backend": args.backend,
+        "model_id": embedder.model_id,
+        "documents": len(documents),
+        "chunks": len(chunks),
+        "load_average_1min": [round(x, 2) for x in loads],
+        "systems": summary,
+    }
+
+
+def scifact(args: argparse.Namespace) -> dict[str, Any]:
+    """Index the whole corpus with RAG's defaults and the backend; score test queries."""
+    dataset = BeirDataset(args.data)
+    embedder = make_embedder(args.backend, args.threads)
+    load = os.getloadavg()[0]
+    began = time.perf_counter()
+    with RAG(args.scifact, embedder=embedder) as rag:
+        report = rag.add(list(dataset.corpus()))
+        count = rag.store.count()
+    seconds = time.perf_counter() - began
+    print(f"indexed {count} chunks in {seconds:.1f} s (load {load:.2f} before)", flush=True)
+    queries, qrels = dataset.split("test")
+    scores: dict[str, float] = {}
+    for mode in ("hybrid", "dense"):
+        with RAG(args.scifact, embedder=embedder, retrieval=mode) as rag:  # type: ignore[arg-type]
+            result = evaluate_retrieval(rag, queries, qrels)
+        scores[mode] = round(result.metrics["ndcg@10"], 4)
+        print(f"{mode}: nDCG@10 {scores[mode]:.4f}", flush=True)
+    return {
+        "backend": args.backend,
+        "model_id": embedder.model_id,
+        "chunks": count,
+        "chunks_added": report.chunks_added,
+        "index_seconds": round(seconds, 1),
+        "load_average_1min_before": round(load, 2),
+        "ndcg@10": scores,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/bench/scifact"))
+    parser.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    parser.add_argument("--threads", type=int, help="encode threads (default: the backend's)")
+    parser.add_argument("--limit", type=int, help="chunks to use (whole documents; all if unset)")
+    parser.add_argument("--rounds", type=int, default=2, help="turns per system")
+    parser.add_argument("--scifact", type=Path, metavar="KB", help="index + score SciFact in KB")
+    parser.add_argument("--output", type=Path, help="write the results as JSON")
+    args = parser.parse_args(argv)
+    results = scifact(args) if args.scifact else compare(args)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
