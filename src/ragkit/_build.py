@@ -75,26 +75,27 @@ def sync_keyword_index(index: KeywordIndex, store: VectorStore, batch: int = 100
 
 
 def open_keyword_index(
-    folder: Path | None, store: VectorStore, scope: str = "chunk"
+    folder: Path | None, store: VectorStore, scope: str = "auto"
 ) -> KeywordIndex:
     """The kb's keyword index, rebuilt from the store when missing, unreadable or stale.
 
-    ``scope`` only changes how BM25 scores (per chunk or per whole document); the saved
-    index is the same for both.
+    ``scope`` only changes what BM25 scores (each chunk, each whole document, or whole
+    documents when short: ``"auto"``); the saved index is the same for all three.
     """
-    from ragkit.retrieval.keyword import SCOPES, KeywordIndex
+    from ragkit.retrieval.keyword import KeywordIndex
+    from ragkit.retrieval.scope import SCOPES
 
     if scope not in SCOPES:
-        raise ConfigurationError(f"unknown keyword_scope {scope!r}; use 'chunk' or 'document'")
+        raise ConfigurationError(f"unknown keyword_scope {scope!r}; use one of {', '.join(SCOPES)}")
 
     path = folder / KEYWORD_FOLDER if folder is not None else None
     try:
-        index = KeywordIndex(path, scope=scope)  # type: ignore[arg-type]
+        index = KeywordIndex(path, scope=scope)
     except StoreError as exc:
         assert path is not None  # an in-memory index cannot fail to load
         logger.warning("%s; rebuilding the keyword index from the vector store", exc)
         shutil.rmtree(path, ignore_errors=True)
-        index = KeywordIndex(path, scope=scope)  # type: ignore[arg-type]
+        index = KeywordIndex(path, scope=scope)
     sync_keyword_index(index, store)
     return index
 

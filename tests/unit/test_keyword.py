@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import sqlite3
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def _bm25(tf: int, df: int, dl: int, *, n: float, avgdl: float, k1: float, b: fl
 
 @pytest.mark.parametrize(("k1", "b"), [(1.2, 0.75), (0.9, 0.4), (2.0, 0.0)])
 def test_scores_match_the_bm25_formula(k1: float, b: float) -> None:
-    index = KeywordIndex(tokenizer=PLAIN, k1=k1, b=b)
+    index = KeywordIndex(tokenizer=PLAIN, k1=k1, b=b, scope="chunk")
     index.upsert(
         [
             make_chunk("a", "cat cat dog"),  # 3 terms
@@ -91,7 +92,7 @@ def test_scores_match_the_bm25_formula(k1: float, b: float) -> None:
 
 
 def test_ranking_best_first_ties_by_id_and_k() -> None:
-    index = KeywordIndex(tokenizer=PLAIN)
+    index = KeywordIndex(tokenizer=PLAIN, scope="chunk")
     index.upsert([make_chunk(i, "same words here") for i in ("z", "m", "a")])
     index.upsert([make_chunk("best", "words words words"), make_chunk("none", "other")])
     hits = index.search("words", 10)
@@ -104,7 +105,7 @@ def test_ranking_best_first_ties_by_id_and_k() -> None:
 
 
 def test_query_is_tokenized_like_the_chunks() -> None:
-    index = KeywordIndex()
+    index = KeywordIndex(scope="chunk")
     index.upsert([make_chunk("x", "Cells were running."), make_chunk("y", "Dogs bark.")])
     assert [h.chunk.id for h in index.search("CELL runs!", 5)] == ["x"]
     assert index.search("the and of", 5) == []  # stopwords only
@@ -114,7 +115,7 @@ def test_query_is_tokenized_like_the_chunks() -> None:
 
 
 def test_upsert_replaces_and_delete_removes() -> None:
-    index = KeywordIndex(tokenizer=PLAIN)
+    index = KeywordIndex(tokenizer=PLAIN, scope="chunk")
     index.upsert([make_chunk("a", "alpha"), make_chunk("b", "beta")])
     assert index.search("alpha", 3)[0].chunk.id == "a"
     index.upsert([make_chunk("a", "gamma")])
@@ -146,7 +147,7 @@ def test_filters_apply_before_the_top_k_cut() -> None:
 
 
 def test_title_and_heading_path_are_indexed_with_the_text() -> None:
-    index = KeywordIndex(tokenizer=PLAIN)
+    index = KeywordIndex(tokenizer=PLAIN, scope="chunk")
     index.upsert(
         [
             make_chunk("deep", "It holds twenty sockets.", metadata={"title": "Connection pool"}),
@@ -250,46 +251,121 @@ def test_document_scope_scores_each_chunk_as_its_whole_document() -> None:
         _part("a1", "a", "alpha beta", 0),
         _part("b1", "b", "beta delta", 0),
     ]
-    by_chunk = KeywordIndex(tokenizer=PLAIN)
+    by_chunk = KeywordIndex(tokenizer=PLAIN, scope="chunk")
     by_chunk.upsert(chunks)
     assert [h.chunk.id for h in by_chunk.search("alpha", 5)] == ["a1"]
 
     index = KeywordIndex(tokenizer=PLAIN, scope="document")
     index.upsert(chunks)
     hits = index.search("alpha", 5)
-    assert [h.chunk.id for h in hits] == ["a1", "a2"]  # a tie, in id order
-    # Two documents of 3 terms (the overlap counted once) and 2 terms: average 2.5.
-    expected = _bm25(1, 1, 3, n=2, avgdl=2.5, k1=1.2, b=0.75)
+    assert [h.chunk.id for h in hits] == ["a1", "a2"]
+    # A document holds the terms of all its chunks (the overlap once per chunk):
+    # "alpha beta beta gamma", 4 terms, and "beta delta", 2 terms: average 3.
+    expected = _bm25(1, 1, 4, n=2, avgdl=3.0, k1=1.2, b=0.75)
     assert [h.score for h in hits] == pytest.approx([expected, expected], rel=1e-5)
     scores = {h.chunk.id: h.score for h in index.search("gamma delta", 5)}
     assert scores["a1"] == scores["a2"] == pytest.approx(expected, rel=1e-5)
-    assert scores["b1"] == pytest.approx(_bm25(1, 1, 2, n=2, avgdl=2.5, k1=1.2, b=0.75), rel=1e-5)
+    assert scores["b1"] == pytest.approx(_bm25(1, 1, 2, n=2, avgdl=3.0, k1=1.2, b=0.75), rel=1e-5)
+    # Tied chunks of one document: the one holding the query's words first, not id order.
+    assert [h.chunk.id for h in index.search("gamma", 5)] == ["a2", "a1"]
+    assert [h.chunk.id for h in index.search("gamma", 1)] == ["a2"]
     assert [h.chunk.id for h in index.search("alpha", 1, filters={"source": "b.md"})] == []
     assert "scope='document'" in repr(index)
 
 
-def test_document_scope_adds_the_title_once_and_follows_changes() -> None:
+def test_document_scope_counts_the_title_with_each_chunk_and_follows_changes() -> None:
     index = KeywordIndex(tokenizer=PLAIN, scope="document")
     index.upsert(
         [
             _part("a1", "a", "alpha beta", 0, title="Kappa"),
-            _part("a2", "a", "gamma", 11, title="Kappa"),  # a gap before it: no overlap
+            _part("a2", "a", "gamma", 11, title="Kappa"),
             _part("b1", "b", "beta delta", 0),
         ]
     )
     hits = index.search("kappa", 5)
-    assert [h.chunk.id for h in hits] == ["a1", "a2"]
-    # "kappa alpha beta gamma": 4 terms, the title counted once; average (4 + 2) / 2.
-    assert hits[0].score == pytest.approx(_bm25(1, 1, 4, n=2, avgdl=3.0, k1=1.2, b=0.75), rel=1e-5)
+    assert [h.chunk.id for h in hits] == ["a1", "a2"]  # both hold the title: id order
+    # "kappa alpha beta" + "kappa gamma": 5 terms, kappa twice; average (5 + 2) / 2.
+    assert hits[0].score == pytest.approx(_bm25(2, 1, 5, n=2, avgdl=3.5, k1=1.2, b=0.75), rel=1e-5)
     index.delete(["a1"])  # document "a" is now "kappa gamma"
     assert index.search("alpha", 5) == []
     hits = index.search("kappa", 5)
     assert [h.chunk.id for h in hits] == ["a2"]
     assert hits[0].score == pytest.approx(_bm25(1, 1, 2, n=2, avgdl=2.0, k1=1.2, b=0.75), rel=1e-5)
     index.upsert([_part("a3", "a", "alpha", 20, title="Kappa")])
-    assert [h.chunk.id for h in index.search("alpha", 5)] == ["a2", "a3"]
+    assert [h.chunk.id for h in index.search("alpha", 5)] == ["a3", "a2"]
+
+
+# -- automatic scope (the default) ---------------------------------------------------------
+
+
+def _short_and_long() -> list[Chunk]:
+    return [
+        _part("s1", "s", "zebra lion", 0),
+        _part("s2", "s", "river dawn", 11),
+        _part("l1", "l", "zebra zebra", 0),
+        _part("l2", "l", "zebra river", 12),
+        _part("l3", "l", "cat dog", 24),
+    ]
+
+
+def test_auto_scope_scores_short_documents_whole_and_long_ones_by_chunk() -> None:
+    index = KeywordIndex(tokenizer=PLAIN, max_document_chunks=2)
+    assert index.scope == "auto"
+    index.upsert(_short_and_long())
+    # Units: document "s" (4 terms) and the three chunks of "l" (2 terms each):
+    # 4 units, average length 2.5; "zebra" is in 3 of them.
+    stats = {"n": 4, "avgdl": 2.5, "k1": 1.2, "b": 0.75}
+    hits = index.search("zebra", 10)
+    assert [h.chunk.id for h in hits] == ["l1", "l2", "s1", "s2"]  # l3 does not match
+    assert [h.score for h in hits] == pytest.approx(
+        [
+            _bm25(2, 3, 2, **stats),
+            _bm25(1, 3, 2, **stats),
+            _bm25(1, 3, 4, **stats),
+            _bm25(1, 3, 4, **stats),
+        ],
+        rel=1e-5,
+    )
+    # "river" is in s2 only, but all of document "s" matches; s2 leads its document.
+    assert [h.chunk.id for h in index.search("river", 10)] == ["l2", "s2", "s1"]
+
+
+def test_auto_scope_follows_a_document_growing_past_the_threshold() -> None:
+    index = KeywordIndex(tokenizer=PLAIN, max_document_chunks=2)
+    index.upsert(_short_and_long())
+    assert {h.chunk.id for h in index.search("lion", 10)} == {"s1", "s2"}
+    index.upsert([_part("s3", "s", "cat", 22)])  # "s" now has 3 chunks: scored by chunk
+    assert [h.chunk.id for h in index.search("lion", 10)] == ["s1"]
+    index.delete(["s3"])
+    assert {h.chunk.id for h in index.search("lion", 10)} == {"s1", "s2"}
+
+
+def test_auto_scope_keeps_the_chunk_ranking_inside_a_long_document() -> None:
+    # Documents of 8-12 chunks (over the default threshold) from a small vocabulary:
+    # every one is scored chunk by chunk, exactly as scope="chunk" scores it.
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(40)]
+    chunks = []
+    for d in range(6):
+        start = 0
+        for c in range(rng.randint(8, 12)):
+            text = " ".join(rng.choices(words, k=rng.randint(5, 30)))
+            chunks.append(_part(f"d{d}c{c}", f"d{d}", text, start))
+            start += len(text) + 1
+    auto, by_chunk = KeywordIndex(tokenizer=PLAIN), KeywordIndex(tokenizer=PLAIN, scope="chunk")
+    auto.upsert(chunks)
+    by_chunk.upsert(chunks)
+    for _ in range(20):
+        query = " ".join(rng.sample(words, 3))
+        assert auto.search(query, 50) == by_chunk.search(query, 50)
+    # Document scope, for contrast, ties every chunk of a matching document.
+    whole = KeywordIndex(tokenizer=PLAIN, scope="document")
+    whole.upsert(chunks)
+    assert whole.search("w1", 50) != by_chunk.search("w1", 50)
 
 
 def test_unknown_scope_is_rejected() -> None:
     with pytest.raises(ConfigurationError, match="scope"):
         KeywordIndex(scope="page")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="max_document_chunks"):
+        KeywordIndex(max_document_chunks=0)

@@ -276,3 +276,20 @@ def test_keyword_scope_document_scores_chunks_by_their_whole_document() -> None:
     assert len({round(h.score, 6) for h in wild}) == 1
     with pytest.raises(ConfigurationError, match="keyword_scope"):
         RAG(embedder=FakeEmbedder(), keyword_scope="paragraph")
+
+
+def test_keyword_scope_auto_is_the_default_and_spares_long_documents() -> None:
+    chunker = RecursiveChunker(chunk_size=30, chunk_overlap=0, length="characters")
+    rag = RAG(embedder=FakeEmbedder(), chunker=chunker, retrieval="keyword")
+    assert rag.keyword is not None
+    assert rag.keyword.scope == "auto"
+    short = "Zebras graze on the savanna. Lions hunt them at dawn near rivers."
+    rag.add(Document(text=short, source="wild.txt"), Document(text="Cats sleep.", source="c.txt"))
+    # A short document is scored whole: its chunk without the words matches too.
+    assert len([h for h in rag.retrieve("zebras", k=5) if h.chunk.source == "wild.txt"]) >= 2
+    # A long one (far more than 7 chunks) is scored chunk by chunk.
+    filler = " ".join(f"Paragraph {i} talks about nothing much at all." for i in range(40))
+    rag.add(Document(text=f"{filler} Okapis live in the Ituri forest.", source="long.txt"))
+    hits = [h for h in rag.retrieve("okapis", k=10) if h.chunk.source == "long.txt"]
+    assert len(hits) == 1
+    assert "Okapis" in hits[0].chunk.text

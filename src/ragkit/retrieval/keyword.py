@@ -10,25 +10,29 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ragkit.errors import ConfigurationError, StoreError
 from ragkit.protocols import Filters
+from ragkit.retrieval.scope import (
+    MAX_DOCUMENT_CHUNKS,
+    SCOPES,
+    Scope,
+    build_units,
+    rank_shared,
+    with_context,
+)
 from ragkit.retrieval.tokenize import Tokenizer
 from ragkit.stores.codec import chunk_from_json, chunk_to_json, flat_fields, rank
 from ragkit.stores.filters import matches, parse_filters
 from ragkit.types import Chunk, Scalar, ScoredChunk
 
-__all__ = ["BM25Retriever", "KeywordIndex", "Scope"]
+__all__ = ["SCOPES", "BM25Retriever", "KeywordIndex", "Scope"]
 
 logger = logging.getLogger(__name__)
-
-#: What a chunk's BM25 score is computed over: its own text, or its whole document's.
-Scope = Literal["chunk", "document"]
-SCOPES = ("chunk", "document")
 
 DB_FILE = "keyword.sqlite"
 _FORMAT = 1
@@ -72,13 +76,15 @@ class KeywordIndex:
     (chunk JSON and its terms; nothing pickled), loaded on open; terms are recomputed
     when the tokenizer or ``context`` changed.
 
-    With ``scope="document"``, BM25 scores whole documents (the text the chunks of one
-    ``document_id`` cover, rebuilt from their spans, plus the context once) and every
-    chunk gets its document's score: for short documents, such as abstracts or product
-    pages, the words of the whole document say more about each passage than the passage
-    alone. Chunks of one document then tie, and are returned in id order. Keep the
-    default ``"chunk"`` for long documents, where one score per document says nothing
-    about which passage matches.
+    A short document is scored as a whole (``scope="auto"``, the default): BM25 runs
+    over the terms of all its chunks, and each of its chunks gets the document's
+    score; among themselves, the chunks holding more of the query's terms come first.
+    An abstract cut into four chunks then matches on all its words, not only the ones
+    its fourth chunk happens to hold. A document of more than ``max_document_chunks``
+    chunks (a manual, a 300-page PDF) is scored chunk by chunk, where one score for the
+    whole document would say nothing about which passage matches. ``scope="chunk"``
+    scores every chunk on its own, ``scope="document"`` every chunk as its whole
+    document.
 
     Example:
         >>> index = KeywordIndex()
@@ -92,8 +98,10 @@ class KeywordIndex:
         b: length normalization, from 0 (none) to 1 (full).
         context: metadata keys whose string values are indexed along with the text
             (unless the text already holds them).
-        scope: ``"chunk"`` (each chunk scored on its own text) or ``"document"`` (each
-            chunk scored as its whole document).
+        scope: ``"auto"`` (whole documents of at most ``max_document_chunks`` chunks,
+            chunks of longer ones), ``"chunk"`` or ``"document"``.
+        max_document_chunks: the ``"auto"`` threshold; 7 was chosen on SciFact train
+            (``bench/scifact_scope.py``).
     """
 
     def __init__(
@@ -104,13 +112,19 @@ class KeywordIndex:
         k1: float = 1.2,
         b: float = 0.75,
         context: Sequence[str] = ("title", "heading_path"),
-        scope: Scope = "chunk",
+        scope: Scope = "auto",
+        max_document_chunks: int = MAX_DOCUMENT_CHUNKS,
     ) -> None:
         if k1 < 0 or not 0 <= b <= 1:
             raise ConfigurationError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
         if scope not in SCOPES:
-            raise ConfigurationError(f"unknown scope {scope!r}; use 'chunk' or 'document'")
+            raise ConfigurationError(f"unknown scope {scope!r}; use one of {', '.join(SCOPES)}")
+        if max_document_chunks < 1:
+            raise ConfigurationError(
+                f"max_document_chunks must be 1 or more, got {max_document_chunks}"
+            )
         self.scope: Scope = scope
+        self.max_document_chunks = max_document_chunks
         self.tokenizer = tokenizer or Tokenizer()
         self.k1, self.b = k1, b
         self.context = tuple(context)
@@ -118,11 +132,11 @@ class KeywordIndex:
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}
         self._vocab: dict[str, int] = {}
-        self._bm25: Any = None  # bm25s.BM25 over _order, or None after a change
+        self._bm25: Any = None  # bm25s.BM25 over the units of _order, or None after a change
         self._order: list[str] = []
-        # scope="document": each position of _order -> its document's row in the matrix
-        self._rows: NDArray[np.intp] | None = None
-        self._documents: dict[str, tuple[tuple[str, ...], list[int]]] = {}  # doc -> (ids, terms)
+        self._rows: NDArray[np.intp] | None = None  # position in _order -> unit row
+        # chunk x term counts (scipy CSC), when some units score several chunks
+        self._counts: Any = None
         self._db: sqlite3.Connection | None = None
         if self.path is not None:
             self._open(self.path)
@@ -134,9 +148,7 @@ class KeywordIndex:
         return np.fromiter(map(vocab.__getitem__, terms), np.int32, len(terms))
 
     def _terms(self, chunk: Chunk) -> list[str]:
-        parts = [chunk.metadata.get(key) for key in self.context]
-        extra = [p for p in parts if isinstance(p, str) and p and p not in chunk.text]
-        return self.tokenizer.tokenize("\n".join([*extra, chunk.text]))
+        return self.tokenizer.tokenize(with_context(chunk.text, chunk.metadata, self.context))
 
     def upsert(self, chunks: Sequence[Chunk]) -> None:
         """Insert or replace chunks by id; when an id repeats in ``chunks``, the last wins."""
@@ -173,8 +185,10 @@ class KeywordIndex:
     def search(self, query: str, k: int, filters: Filters | None = None) -> list[ScoredChunk]:
         """The ``k`` chunks with the highest BM25 score among those matching ``filters``.
 
-        Only chunks sharing at least one term with the query are returned, best first;
-        equal scores are ordered by id. Filters apply before the top-k cut.
+        Only chunks sharing at least one term with the query are returned (with
+        ``scope="auto"`` or ``"document"``: chunks whose document, scored whole, does),
+        best first; of equal scores, the chunk holding more of the query's terms comes
+        first, then the lower id. Filters apply before the top-k cut.
         """
         conditions = parse_filters(filters)
         terms = self.tokenizer.tokenize(query)
@@ -193,9 +207,15 @@ class KeywordIndex:
                 entries = self._entries
                 keep = [matches(conditions, entries[self._order[p]].fields) for p in hits]
                 hits = hits[np.asarray(keep, dtype=bool)]
-            ids = [self._order[p] for p in hits]
-            best = rank(ids, scores[hits], k)
-            return [ScoredChunk(self._entries[ids[j]].chunk, float(scores[hits[j]])) for j in best]
+            if self._counts is None:
+                ids = [self._order[p] for p in hits]
+                best = [hits[j] for j in rank(ids, scores[hits], k)]
+            else:  # chunks of a document share its score: the query terms each holds
+                wanted = sorted(set(known))  # a repeated query word counts once here
+                own = np.asarray(self._counts[:, wanted].sum(axis=1)).ravel()[hits]
+                best = [hits[j] for j in rank_shared(scores[hits], own, self._order, hits, k)]
+            entries = self._entries
+            return [ScoredChunk(entries[self._order[p]].chunk, float(scores[p])) for p in best]
 
     def warm_up(self) -> None:
         """Build the BM25 matrix now rather than on the next search."""
@@ -205,61 +225,32 @@ class KeywordIndex:
 
     def _index(self) -> Any:
         if self._bm25 is None:
-            import bm25s
-
             self._order = list(self._entries)
-            if self.scope == "document":
-                corpus = self._document_corpus()
-            else:
-                corpus = [self._entries[i].terms.tolist() for i in self._order]
-                self._rows = None
-            bm25 = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
-            bm25.index((corpus, self._vocab), create_empty_token=False, show_progress=False)
-            self._bm25 = bm25
-            logger.debug("built BM25 over %d chunks, %d terms", len(corpus), len(self._vocab))
+            entries = self._entries
+            units = build_units(
+                self.scope,
+                self.max_document_chunks,
+                [entries[i].terms for i in self._order],
+                lambda: [entries[i].chunk.document_id for i in self._order],
+            )
+            self._rows, self._counts = units.rows, None
+            if units.shared:
+                self._counts = _term_counts([entries[i].terms for i in self._order], self._vocab)
+            self._bm25 = self._matrix(units.corpus)
+            logger.debug(
+                "built BM25 over %d units (%d chunks), %d terms",
+                len(units.corpus),
+                len(self._order),
+                len(self._vocab),
+            )
         return self._bm25
 
-    def _document_corpus(self) -> list[list[int]]:
-        """One term list per document; sets ``_rows`` (chunk position -> document row)."""
-        members: dict[str, list[str]] = {}
-        for chunk_id in self._order:
-            members.setdefault(self._entries[chunk_id].chunk.document_id, []).append(chunk_id)
-        corpus: list[list[int]] = []
-        row_of: dict[str, int] = {}
-        documents: dict[str, tuple[tuple[str, ...], list[int]]] = {}
-        for document_id, ids in members.items():
-            key = tuple(sorted(ids))
-            cached = self._documents.get(document_id)
-            if cached is None or cached[0] != key:
-                chunks = [self._entries[i].chunk for i in key]
-                terms = self._term_ids(self._document_terms(chunks)).tolist()
-                cached = (key, terms)
-            documents[document_id] = cached
-            row_of[document_id] = len(corpus)
-            corpus.append(cached[1])
-        self._documents = documents
-        self._rows = np.fromiter(
-            (row_of[self._entries[i].chunk.document_id] for i in self._order),
-            np.intp,
-            len(self._order),
-        )
-        return corpus
+    def _matrix(self, corpus: list[list[int]]) -> Any:
+        import bm25s
 
-    def _document_terms(self, chunks: Sequence[Chunk]) -> list[str]:
-        """Terms of the text ``chunks`` cover (overlaps once, gaps as line breaks)."""
-        parts: list[str] = []
-        end = -1
-        for chunk in sorted(chunks, key=lambda c: (c.start, c.end)):
-            if chunk.start < end:  # overlaps the text so far: add only what is new
-                parts.append(chunk.text[end - chunk.start :])
-            else:
-                parts.append(("\n" if parts else "") + chunk.text)
-            end = max(end, chunk.end)
-        text = "".join(parts)
-        first = chunks[0].metadata
-        context = [first.get(key) for key in self.context]
-        extra = [p for p in context if isinstance(p, str) and p and p not in text]
-        return self.tokenizer.tokenize("\n".join([*extra, text]))
+        bm25 = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
+        bm25.index((corpus, self._vocab), create_empty_token=False, show_progress=False)
+        return bm25
 
     def _write(self, sql: str, rows: list[tuple[str, ...]]) -> None:
         if self._db is None or not rows:
@@ -319,8 +310,18 @@ class KeywordIndex:
     def __repr__(self) -> str:
         return (
             f"KeywordIndex(path={self.path}, k1={self.k1}, b={self.b}, scope={self.scope!r}, "
-            f"count={self.count()})"
+            f"max_document_chunks={self.max_document_chunks}, count={self.count()})"
         )
+
+
+def _term_counts(terms: Sequence[NDArray[np.int32]], vocab: dict[str, int]) -> Any:
+    """How often each term id occurs in each chunk: a sparse chunks x vocabulary matrix."""
+    from scipy import sparse  # type: ignore[import-untyped]  # scipy ships no type stubs
+
+    rows = np.repeat(np.arange(len(terms)), [len(t) for t in terms])
+    columns = np.concatenate(terms) if terms else np.zeros(0, np.int32)
+    data = np.ones(len(columns), np.float32)
+    return sparse.csc_matrix((data, (rows, columns)), shape=(len(terms), len(vocab)))
 
 
 class BM25Retriever:
