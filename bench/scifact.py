@@ -14,14 +14,19 @@ One run, one split (``test`` by default), one set of chunks, one model:
 Every system retrieves ``--chunk-k`` chunks per query (300, as ``ragkit eval beir``
 does) and ranks documents by their best chunk; the same metric code scores all of them.
 Latency is also measured at ``k=10`` (what an application asks for), one query at a time;
-``--latency-only`` measures only that, the systems taking turns query by query (fair on
-a shared CPU), with LangChain's retrievers built for ``k=10``. Also measured: ragkit with
-``KeywordIndex(scope="document")`` (rows ``bm25-doc`` and ``hybrid-doc``).
+``--latency-only`` measures only that (at ``--latency-k``, default 4, ``RAG``'s default),
+the systems taking turns query by query (fair on a shared CPU), with LangChain's
+retrievers built for that ``k``, and prints a table to paste with the load average.
+Also measured: ragkit with ``KeywordIndex(scope="chunk")``, the default before the
+automatic scope (rows ``bm25-chunk`` and ``hybrid-chunk``).
 
     python bench/scifact.py --data ../shared/bench/scifact --kb /tmp/scifact-kb \\
         --langchain /tmp/scifact-langchain --output bench/results/scifact-test.json
     python bench/scifact.py --data ../shared/bench/scifact --kb /tmp/scifact-kb \\
         --langchain /tmp/scifact-langchain --latency-only
+    # ragkit only (no LangChain), hybrid against the chunk-scope hybrid, k=4
+    python bench/scifact.py --data ../shared/bench/scifact --kb /tmp/scifact-kb \\
+        --langchain /tmp/scifact-langchain --latency-only --skip langchain
 
 The kb folder caches ragkit's embeddings and the ``--langchain`` folder persists
 LangChain's Chroma collections, so only the first run embeds the corpus.
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -199,32 +205,44 @@ def interleaved_latency(
     }
 
 
-def latency_only(args: argparse.Namespace, queries: dict[str, str]) -> dict[str, Any]:
-    """Interleaved k=10 latency of ragkit's and LangChain's retrievers (no metrics)."""
-    from langchain_huggingface import HuggingFaceEmbeddings
-
-    embeddings = HuggingFaceEmbeddings(model_name=str(bundled_minilm_path()))
+def latency_only(
+    args: argparse.Namespace, queries: dict[str, str], skip: set[str]
+) -> dict[str, Any]:
+    """Interleaved latency of ragkit's and LangChain's retrievers (no metrics)."""
+    k = args.latency_k
     with RAG(args.kb, retrieval="hybrid") as rag:
         assert rag.keyword is not None
         chunks = {c.id: c for c in rag.store.get(rag.store.ids())}
-        whole = KeywordIndex(scope="document")
-        sync_keyword_index(whole, rag.store)
+        by_chunk = KeywordIndex(scope="chunk")
+        sync_keyword_index(by_chunk, rag.store)
         dense = DenseRetriever(rag.embedder, rag.store)
         systems: dict[str, Any] = {
             "ragkit dense": dense,
             "ragkit bm25": BM25Retriever(rag.keyword),
             "ragkit hybrid": HybridRetriever(dense, BM25Retriever(rag.keyword)),
-            "ragkit bm25-doc": BM25Retriever(whole),
-            "ragkit hybrid-doc": HybridRetriever(dense, BM25Retriever(whole)),
+            "ragkit bm25-chunk": BM25Retriever(by_chunk),
+            "ragkit hybrid-chunk": HybridRetriever(dense, BM25Retriever(by_chunk)),
         }
-        lc = langchain_systems(
-            chunks, folder=args.langchain, name="ragkit_chunks", depth=10, embeddings=embeddings
-        )
-        systems.update({f"langchain {name}": r for name, r in lc.items()})
-        out = interleaved_latency(systems, list(queries.values()), 10)
+        if "langchain" not in skip:
+            from langchain_huggingface import HuggingFaceEmbeddings
+
+            embeddings = HuggingFaceEmbeddings(model_name=str(bundled_minilm_path()))
+            lc = langchain_systems(
+                chunks, folder=args.langchain, name="ragkit_chunks", depth=k, embeddings=embeddings
+            )
+            systems.update({f"langchain {name}": r for name, r in lc.items()})
+        systems = {name: r for name, r in systems.items() if name not in skip}
+        before = os.getloadavg()
+        out = interleaved_latency(systems, list(queries.values()), k)
+        after = os.getloadavg()
+    load = f"load average {before[0]:.1f} before, {after[0]:.1f} after"
+    print(f"| k={k}, {len(queries)} queries, {load} | p50 ms | p95 ms | p50 vs hybrid-chunk |")
+    print("| --- | --- | --- | --- |")
+    base = out.get("ragkit hybrid-chunk", {}).get("p50_ms")
     for name, row in out.items():
-        print(f"{name:24s} p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms (k=10)")
-    return out
+        ratio = f"{row['p50_ms'] / base:.2f}x" if base and name.startswith("ragkit hybrid") else ""
+        print(f"| {name} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {ratio} |")
+    return {"k": k, "load_average": [before, after], "systems": out}
 
 
 def measure(
@@ -266,7 +284,7 @@ def table(results: dict[str, Any], chunk_k: int) -> str:
     for name, row in results.items():
         system, _, method = name.partition(" ")
         ratio_ndcg = ratio_p50 = ""
-        peer = results.get(f"langchain {method.removesuffix('-doc')}")
+        peer = results.get(f"langchain {method.removesuffix('-chunk')}")
         if system == "ragkit" and peer:
             ratio_ndcg = f"{row['ndcg@10'] / peer['ndcg@10']:.2f}x"
             ratio_p50 = f"{row['k10_p50_ms'] / peer['k10_p50_ms']:.2f}x"
@@ -285,7 +303,7 @@ def measure_ragkit(
     skip: set[str],
     results: dict[str, Any],
 ) -> None:
-    """ragkit as ``RAG`` ships it, then with document-scope BM25."""
+    """ragkit as ``RAG`` ships it, then with chunk-scope BM25."""
     for label, mode in MODES:
         if f"ragkit {label}" in skip:
             continue
@@ -299,14 +317,14 @@ def measure_ragkit(
                 results=results,
             )
 
-    # The keyword index scoring each chunk as its whole abstract (chosen on train).
+    # The keyword index scoring every chunk on its own text (the default before "auto").
     with RAG(args.kb, retrieval="dense") as rag:
-        whole = KeywordIndex(scope="document")
-        sync_keyword_index(whole, rag.store)
+        by_chunk = KeywordIndex(scope="chunk")
+        sync_keyword_index(by_chunk, rag.store)
         variants = {
-            "ragkit bm25-doc": BM25Retriever(whole),
-            "ragkit hybrid-doc": HybridRetriever(
-                DenseRetriever(rag.embedder, rag.store), BM25Retriever(whole)
+            "ragkit bm25-chunk": BM25Retriever(by_chunk),
+            "ragkit hybrid-chunk": HybridRetriever(
+                DenseRetriever(rag.embedder, rag.store), BM25Retriever(by_chunk)
             ),
         }
         for name, retriever in variants.items():
@@ -340,7 +358,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="only time k=10 retrieval, the systems taking turns query by query",
     )
-    parser.add_argument("--skip", default="", help="comma-separated systems to leave out")
+    parser.add_argument(
+        "--latency-k", type=int, default=4, help="k for --latency-only (4, RAG's default)"
+    )
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated systems to leave out ('langchain': all LangChain systems)",
+    )
     parser.add_argument("--output", type=Path, default=Path("scifact-bench.json"))
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -348,8 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = BeirDataset(args.data)
     queries, qrels = data.split(args.split)
     if args.latency_only:
-        latencies = latency_only(args, queries)
-        args.output.write_text(json.dumps({"latency_k10_interleaved": latencies}, indent=2) + "\n")
+        latencies = latency_only(args, queries, skip)
+        args.output.write_text(json.dumps({"latency_interleaved": latencies}, indent=2) + "\n")
         print(f"results: {args.output}")
         return 0
     documents = list(data.corpus())
