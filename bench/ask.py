@@ -111,13 +111,17 @@ def llm(rag: RAG, questions: Sequence[str]) -> dict[str, Any]:
             }
         )
         timed.started = 0.0
-    ratios = [r["ttft_generator_ms"] / r["prefill_ms"] for r in rows if r["prefill_ms"] > 0]
+    # llama.cpp reports no timings for an answer the repeat guard stopped early
+    timed_rows = [r for r in rows if r["prefill_ms"] > 0]
     return {
         "answered": len(rows),
+        "with_prefill_timings": len(timed_rows),
         "ttft_ms": _percentiles([r["ttft_ms"] for r in rows]),
-        "ttft_generator_ms": _percentiles([r["ttft_generator_ms"] for r in rows]),
-        "prefill_ms": _percentiles([r["prefill_ms"] for r in rows]),
-        "ttft_over_prefill": _percentiles(ratios),
+        "ttft_generator_ms": _percentiles([r["ttft_generator_ms"] for r in timed_rows]),
+        "prefill_ms": _percentiles([r["prefill_ms"] for r in timed_rows]),
+        "ttft_over_prefill": _percentiles(
+            [r["ttft_generator_ms"] / r["prefill_ms"] for r in timed_rows]
+        ),
         "answer_ms": _percentiles([r["answer_ms"] for r in rows]),
     }
 
