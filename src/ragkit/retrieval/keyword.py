@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,8 +14,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ragkit.errors import ConfigurationError, StoreError
+from ragkit.errors import ConfigurationError
 from ragkit.protocols import Filters
+from ragkit.retrieval._keyword_db import KeywordDB, MemoryChunks
+from ragkit.retrieval._keyword_fields import FieldColumns
+from ragkit.retrieval._keyword_rank import candidates, term_counts
 from ragkit.retrieval.scope import (
     MAX_DOCUMENT_CHUNKS,
     SCOPES,
@@ -26,43 +28,21 @@ from ragkit.retrieval.scope import (
     with_context,
 )
 from ragkit.retrieval.tokenize import Tokenizer
-from ragkit.stores.codec import chunk_from_json, chunk_to_json, flat_fields, rank
+from ragkit.stores.codec import flat_fields, rank
 from ragkit.stores.filters import matches, parse_filters
-from ragkit.types import Chunk, Scalar, ScoredChunk
+from ragkit.types import Chunk, ScoredChunk
 
 __all__ = ["SCOPES", "BM25Retriever", "KeywordIndex", "Scope"]
 
 logger = logging.getLogger(__name__)
 
-DB_FILE = "keyword.sqlite"
-_FORMAT = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS chunks (id TEXT PRIMARY KEY, chunk TEXT NOT NULL, terms TEXT NOT NULL);
-"""
-
 
 @dataclass(slots=True)
 class _Entry:
-    """One indexed chunk; loaded ones keep their JSON until a search needs them."""
+    """What scoring needs of one indexed chunk; the chunk itself is read for hits only."""
 
     terms: NDArray[np.int32]  # ids into the vocabulary, in text order
-    json: str | None = None
-    _chunk: Chunk | None = None
-    _fields: dict[str, Scalar] | None = None
-
-    @property
-    def chunk(self) -> Chunk:
-        if self._chunk is None:
-            assert self.json is not None
-            self._chunk = chunk_from_json(self.json)
-        return self._chunk
-
-    @property
-    def fields(self) -> dict[str, Scalar]:
-        if self._fields is None:
-            self._fields = flat_fields(self.chunk)
-        return self._fields
+    document: str
 
 
 class KeywordIndex:
@@ -74,7 +54,10 @@ class KeywordIndex:
     heading path (``context``), so a passage deep in a section still matches the words
     that name it. With ``path``, every write also goes to ``path/keyword.sqlite``
     (chunk JSON and its terms; nothing pickled), loaded on open; terms are recomputed
-    when the tokenizer or ``context`` changed.
+    when the tokenizer or ``context`` changed. Memory then holds what scoring needs
+    (term ids, document ids, the BM25 matrix); the chunks of the hits are read from
+    the file, and the filterable fields, as compact columns, once per build when a
+    search has filters.
 
     A short document is scored as a whole (``scope="auto"``, the default): BM25 runs
     over the terms of all its chunks, and each of its chunks gets the document's
@@ -131,13 +114,15 @@ class KeywordIndex:
         self.path = Path(path) if path is not None else None
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}
+        self._documents: dict[str, str] = {}  # one string object per document id
         self._vocab: dict[str, int] = {}
         self._bm25: Any = None  # bm25s.BM25 over the units of _order, or None after a change
         self._order: list[str] = []
         self._rows: NDArray[np.intp] | None = None  # position in _order -> unit row
         # chunk x term counts (scipy CSC), when some units score several chunks
         self._counts: Any = None
-        self._db: sqlite3.Connection | None = None
+        self._saved: KeywordDB | MemoryChunks = MemoryChunks()  # chunks, read for hits
+        self._columns: FieldColumns | None = None  # filterable fields, per build
         if self.path is not None:
             self._open(self.path)
 
@@ -150,23 +135,23 @@ class KeywordIndex:
     def _terms(self, chunk: Chunk) -> list[str]:
         return self.tokenizer.tokenize(with_context(chunk.text, chunk.metadata, self.context))
 
+    def _entry(self, terms: Sequence[str], document: str) -> _Entry:
+        return _Entry(self._term_ids(terms), self._documents.setdefault(document, document))
+
     def upsert(self, chunks: Sequence[Chunk]) -> None:
         """Insert or replace chunks by id; when an id repeats in ``chunks``, the last wins."""
         rows = [(c, self._terms(c)) for c in chunks]
         with self._lock:
-            self._write(
-                "INSERT OR REPLACE INTO chunks (id, chunk, terms) VALUES (?, ?, ?)",
-                [(c.id, chunk_to_json(c), " ".join(t)) for c, t in rows],
-            )
+            self._saved.put(rows)
             for chunk, terms in rows:
-                self._entries[chunk.id] = _Entry(self._term_ids(terms), _chunk=chunk)
+                self._entries[chunk.id] = self._entry(terms, chunk.document_id)
             self._bm25 = None
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove chunks by id; unknown ids are ignored."""
         with self._lock:
             gone = [i for i in dict.fromkeys(ids) if i in self._entries]
-            self._write("DELETE FROM chunks WHERE id = ?", [(i,) for i in gone])
+            self._saved.delete(gone)
             for i in gone:
                 del self._entries[i]
             self._bm25 = None if gone else self._bm25
@@ -175,7 +160,10 @@ class KeywordIndex:
         """Ids of every indexed chunk that matches ``filters``, sorted."""
         conditions = parse_filters(filters)
         with self._lock:
-            return sorted(i for i, e in self._entries.items() if matches(conditions, e.fields))
+            if not conditions:
+                return sorted(self._entries)
+            every = self._saved.every()
+            return sorted(c.id for c in every if matches(conditions, flat_fields(c)))
 
     def count(self) -> int:
         """Number of indexed chunks."""
@@ -204,18 +192,25 @@ class KeywordIndex:
                 scores = scores[self._rows]
             hits = np.flatnonzero(scores > 0)
             if conditions:
-                entries = self._entries
-                keep = [matches(conditions, entries[self._order[p]].fields) for p in hits]
-                hits = hits[np.asarray(keep, dtype=bool)]
+                hits = hits[self._fields().mask(conditions, hits)]
+            hits = candidates(scores, hits, k)
             if self._counts is None:
                 ids = [self._order[p] for p in hits]
                 best = [hits[j] for j in rank(ids, scores[hits], k)]
             else:  # chunks of a document share its score: the query terms each holds
                 wanted = sorted(set(known))  # a repeated query word counts once here
-                own = np.asarray(self._counts[:, wanted].sum(axis=1)).ravel()[hits]
+                own = np.asarray(self._counts[hits][:, wanted].sum(axis=1)).ravel()
                 best = [hits[j] for j in rank_shared(scores[hits], own, self._order, hits, k)]
-            entries = self._entries
-            return [ScoredChunk(entries[self._order[p]].chunk, float(scores[p])) for p in best]
+            chunks = self._saved.read([self._order[p] for p in best])
+            return [ScoredChunk(c, float(scores[p])) for c, p in zip(chunks, best, strict=True)]
+
+    def _fields(self) -> FieldColumns:
+        """The filterable fields of the chunks in ``_order``, read once per build."""
+        if self._columns is None:
+            position = {chunk_id: p for p, chunk_id in enumerate(self._order)}
+            rows = ((position[c.id], flat_fields(c)) for c in self._saved.every())
+            self._columns = FieldColumns(len(self._order), rows)
+        return self._columns
 
     def warm_up(self) -> None:
         """Build the BM25 matrix now rather than on the next search."""
@@ -231,11 +226,12 @@ class KeywordIndex:
                 self.scope,
                 self.max_document_chunks,
                 [entries[i].terms for i in self._order],
-                lambda: [entries[i].chunk.document_id for i in self._order],
+                lambda: [entries[i].document for i in self._order],
+                len(self._vocab),
             )
-            self._rows, self._counts = units.rows, None
+            self._rows, self._counts, self._columns = units.rows, None, None
             if units.shared:
-                self._counts = _term_counts([entries[i].terms for i in self._order], self._vocab)
+                self._counts = term_counts([entries[i].terms for i in self._order], self._vocab)
             self._bm25 = self._matrix(units.corpus)
             logger.debug(
                 "built BM25 over %d units (%d chunks), %d terms",
@@ -252,54 +248,24 @@ class KeywordIndex:
         bm25.index((corpus, self._vocab), create_empty_token=False, show_progress=False)
         return bm25
 
-    def _write(self, sql: str, rows: list[tuple[str, ...]]) -> None:
-        if self._db is None or not rows:
-            return
-        try:
-            with self._db:
-                self._db.executemany(sql, rows)
-        except sqlite3.Error as exc:
-            raise StoreError(f"Could not write the keyword index in {self.path}: {exc}") from exc
-
     def _open(self, folder: Path) -> None:
-        if folder.exists() and not folder.is_dir():
-            raise ConfigurationError(f"KeywordIndex path {folder} is a file, not a folder.")
-        target = folder / DB_FILE
         settings = {**self.tokenizer.fingerprint(), "context": self.context}
-        wanted = json.dumps(settings, sort_keys=True)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(str(target), check_same_thread=False)
-            db.executescript(_SCHEMA)
-            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            rows = db.execute("SELECT id, chunk, terms FROM chunks ORDER BY rowid").fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(
-                f"Could not open the keyword index {target} ({exc}); delete {folder} "
-                "and it is rebuilt from the vector store when the knowledge base opens."
-            ) from exc
-        if meta.get("format", str(_FORMAT)) != str(_FORMAT):
-            db.close()
-            raise StoreError(f"{target} has format {meta['format']}, expected {_FORMAT}.")
-        self._db = db
-        if rows and meta.get("terms") != wanted:
-            logger.info("term settings changed: re-tokenizing %d chunks in %s", len(rows), target)
-            self.upsert([chunk_from_json(text) for _, text, _ in rows])
+        db = KeywordDB(folder, json.dumps(settings, sort_keys=True))
+        self._saved = db
+        if db.stale:
+            saved = list(db.every())
+            logger.info("term settings changed: re-tokenizing %d chunks in %s", len(saved), folder)
+            self.upsert(saved)
         else:
-            for chunk_id, text, terms in rows:
-                self._entries[chunk_id] = _Entry(self._term_ids(terms.split()), json=text)
-        self._write(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            [("format", str(_FORMAT)), ("terms", wanted)],
-        )
-        logger.debug("loaded %d chunks from %s", len(rows), target)
+            for chunk_id, document, terms in db.rows():
+                self._entries[chunk_id] = self._entry(terms.split(), document)
+        db.mark_current()
+        logger.debug("loaded %d chunks from %s", len(self._entries), db.target)
 
     def close(self) -> None:
         """Close the SQLite file; every write is already saved."""
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._saved.close()
 
     def __enter__(self) -> KeywordIndex:
         return self
@@ -312,16 +278,6 @@ class KeywordIndex:
             f"KeywordIndex(path={self.path}, k1={self.k1}, b={self.b}, scope={self.scope!r}, "
             f"max_document_chunks={self.max_document_chunks}, count={self.count()})"
         )
-
-
-def _term_counts(terms: Sequence[NDArray[np.int32]], vocab: dict[str, int]) -> Any:
-    """How often each term id occurs in each chunk: a sparse chunks x vocabulary matrix."""
-    from scipy import sparse  # type: ignore[import-untyped]  # scipy ships no type stubs
-
-    rows = np.repeat(np.arange(len(terms)), [len(t) for t in terms])
-    columns = np.concatenate(terms) if terms else np.zeros(0, np.int32)
-    data = np.ones(len(columns), np.float32)
-    return sparse.csc_matrix((data, (rows, columns)), shape=(len(terms), len(vocab)))
 
 
 class BM25Retriever:

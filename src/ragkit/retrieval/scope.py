@@ -61,15 +61,25 @@ def build_units(
     max_document_chunks: int,
     terms: Sequence[NDArray[np.int32]],
     documents: Callable[[], Sequence[str]],
+    vocabulary: int = 0,
 ) -> Units:
     """Units over chunks with term ids ``terms``; ``documents()`` gives their document ids.
+
+    ``vocabulary`` (the number of term ids, when known) lets the units' lists share
+    one Python int per term id rather than hold one (28 bytes) per occurrence, which
+    lowers the peak memory of a build.
 
     A document's unit holds the terms of all its chunks, each with its own title and
     heading context: the overlap between neighbouring chunks and the context count once
     per chunk, which weighs titles and headings up a little, as BM25F would.
     """
+    shared = list(range(vocabulary)).__getitem__
+
+    def as_list(ids: NDArray[np.int32]) -> list[int]:
+        return list(map(shared, ids.tolist())) if vocabulary else ids.tolist()
+
     if scope == "chunk":
-        return Units([t.tolist() for t in terms], None, False)
+        return Units([as_list(t) for t in terms], None, False)
     members: dict[str, list[int]] = {}
     for position, document_id in enumerate(documents()):
         members.setdefault(document_id, []).append(position)
@@ -78,11 +88,11 @@ def build_units(
     for positions in members.values():
         if whole(scope, len(positions), max_document_chunks):
             rows[positions] = len(corpus)
-            corpus.append(np.concatenate([terms[p] for p in positions]).tolist())
+            corpus.append(as_list(np.concatenate([terms[p] for p in positions])))
         else:
             for p in positions:
                 rows[p] = len(corpus)
-                corpus.append(terms[p].tolist())
+                corpus.append(as_list(terms[p]))
     return Units(corpus, rows, len(corpus) < len(terms))
 
 
