@@ -204,7 +204,9 @@ class CitationVerifier:
         claim_vectors = self.embedder.embed_documents([c.text for c in claims])
         cosine = claim_vectors @ unit_vectors.T
         unit_terms = [set(content_terms(t)) for t in texts]
-        passage_terms = [set(content_terms(hit.chunk.text)) for hit in contexts]
+        passage_terms: list[set[str]] = [set() for _ in contexts]  # union of its sentences
+        for (n, _, _), terms_of_unit in zip(units, unit_terms, strict=True):
+            passage_terms[n - 1] |= terms_of_unit
         given = set(content_terms(question)) | _META_TERMS
         out = []
         for i, claim in enumerate(claims):
