@@ -31,6 +31,7 @@ from typing import Any
 
 from ragkit import RAG, Answer
 from ragkit.eval import SquadDataset
+from ragkit.eval.runner import percentile
 from ragkit.types import Generation, ScoredChunk
 
 
@@ -52,12 +53,10 @@ class _Timed:
 
 
 def _percentiles(values: Sequence[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {
-        "p50": round(statistics.median(ordered), 2),
-        "p95": round(p95, 2),
-        "mean": round(statistics.fmean(ordered), 2),
+        "p50": round(percentile(values, 50), 2),
+        "p95": round(percentile(values, 95), 2),
+        "mean": round(statistics.fmean(values), 2) if values else 0.0,
     }
 
 
