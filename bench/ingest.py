@@ -5,20 +5,23 @@ Every system gets the same chunks (SciFact abstracts split by ragkit's default
 chunks add up to at least N) and runs in a fresh temporary folder per trial:
 
 * ``raw encode``: the backend's own encode of the chunk texts, nothing else (the limit);
-  ``torch``: ``SentenceTransformer.encode`` (batch 64, normalized), ``onnx``:
-  ``OnnxEmbedder.embed_documents``.
+  ``torch``: ``SentenceTransformer.encode`` (batch 64, normalized) at the embedder's
+  precision (``--backend torch``: ``"auto"``, bfloat16 autocast on CPUs with native
+  bfloat16; ``torch-fp32``: float32), ``onnx``: ``OnnxEmbedder.embed_documents``.
 * ``ragkit from chunks``: ``RAG.add`` of the documents with a chunker that hands back the
   precomputed chunks: embedding cache, Chroma, keyword index and record, no chunking.
 * ``ragkit RAG.add``: ``RAG(folder, embedder=...).add(documents)``, end to end.
 * ``langchain``: ``Chroma.from_documents`` (langchain-chroma, persisted) with
-  ``HuggingFaceEmbeddings`` (langchain-huggingface, the same bundled MiniLM files, torch).
+  ``HuggingFaceEmbeddings`` (langchain-huggingface, the same bundled MiniLM files, torch
+  float32: LangChain's default whatever ``--backend`` says).
 
 The systems take turns, round after round, so each sees the same share of a busy CPU;
 each trial prints chunks/s and the 1-minute load average, and the summary gives every
 system's median chunks/s and its median ratio to raw encode in the same round.
 
-    python bench/ingest.py --data ../shared/bench/scifact --backend onnx --limit 2000
     python bench/ingest.py --data ../shared/bench/scifact --backend torch --limit 2000
+    python bench/ingest.py --data ../shared/bench/scifact --backend torch-fp32 --limit 2000
+    python bench/ingest.py --data ../shared/bench/scifact --backend onnx --limit 2000
 
 ``--scifact KB`` instead indexes the whole corpus into a new folder KB with ``RAG``'s
 defaults and the chosen backend, times it, and scores the test queries (nDCG@10,
@@ -64,16 +67,21 @@ def make_embedder(backend: str, threads: int | None) -> Embedder:
         import torch
 
         torch.set_num_threads(threads)
-    return SentenceTransformerEmbedder()
+    return SentenceTransformerEmbedder(precision="float32" if backend == "torch-fp32" else "auto")
 
 
 def raw_encode(embedder: Embedder) -> Callable[[list[str]], Any]:
     """The backend's encode, without ragkit's wrapper where there is one."""
     if isinstance(embedder, SentenceTransformerEmbedder):
         model = embedder._load()
-        return lambda texts: model.encode(
-            texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
-        )
+
+        def encode(texts: list[str]) -> Any:
+            with embedder._autocast(len(texts)):  # the embedder's own precision
+                return model.encode(
+                    texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
+                )
+
+        return encode
     return embedder.embed_documents
 
 
@@ -176,6 +184,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     print(f"ragkit RAG.add vs langchain: {lc / statistics.median(times['ragkit RAG.add']):.2f}x")
     return {
         "backend": args.backend,
+        "embedder": repr(embedder),
         "model_id": embedder.model_id,
         "documents": len(documents),
         "chunks": len(chunks),
@@ -194,7 +203,9 @@ def scifact(args: argparse.Namespace) -> dict[str, Any]:
         report = rag.add(list(dataset.corpus()))
         count = rag.store.count()
     seconds = time.perf_counter() - began
-    print(f"indexed {count} chunks in {seconds:.1f} s (load {load:.2f} before)", flush=True)
+    after = os.getloadavg()[0]
+    print(f"indexed {count} chunks in {seconds:.1f} s", flush=True)
+    print(f"load average {load:.2f} before, {after:.2f} after", flush=True)
     queries, qrels = dataset.split("test")
     scores: dict[str, float] = {}
     for mode in ("hybrid", "dense"):
@@ -204,11 +215,13 @@ def scifact(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{mode}: nDCG@10 {scores[mode]:.4f}", flush=True)
     return {
         "backend": args.backend,
+        "embedder": repr(embedder),
         "model_id": embedder.model_id,
         "chunks": count,
         "chunks_added": report.chunks_added,
         "index_seconds": round(seconds, 1),
         "load_average_1min_before": round(load, 2),
+        "load_average_1min_after": round(after, 2),
         "ndcg@10": scores,
     }
 
@@ -216,7 +229,7 @@ def scifact(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/bench/scifact"))
-    parser.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    parser.add_argument("--backend", choices=("torch", "torch-fp32", "onnx"), default="torch")
     parser.add_argument("--threads", type=int, help="encode threads (default: the backend's)")
     parser.add_argument("--limit", type=int, help="chunks to use (whole documents; all if unset)")
     parser.add_argument("--rounds", type=int, default=2, help="turns per system")
