@@ -27,9 +27,11 @@ Span = tuple[int, int]
 # (start, end, length, length of the text between this piece and the one before it)
 _Piece = tuple[int, int, int, int]
 #: Lengths of pieces up to this many characters (words, lines) are memoised, in a cache
-#: emptied when its keys pass _CACHE_CHARS characters: memory stays flat on big texts.
+#: kept by the chunker across documents (common words are measured once per process, not
+#: once per document) and emptied when its keys pass _CACHE_CHARS characters: memory
+#: stays flat on big texts.
 _CACHED_LENGTH = 4096
-_CACHE_CHARS = 4 * 2**20
+_CACHE_CHARS = 2**20
 
 
 class RecursiveChunker:
@@ -134,6 +136,8 @@ class RecursiveChunker:
             False: compile_separators(self.separators or DEFAULT_SEPARATORS),
             True: compile_separators(self.separators or MARKDOWN_SEPARATORS),
         }
+        # (length settings, piece -> length, characters held as keys); see _measurer
+        self._lengths: tuple[object, dict[str, int], list[int]] = ((), {}, [0])
 
     def __repr__(self) -> str:
         return (
@@ -196,7 +200,11 @@ class RecursiveChunker:
         return spans
 
     def _measurer(self) -> Callable[[str], int]:
-        """The length function, memoised for one text (words and short lines repeat a lot)."""
+        """The length function, memoised (words and short lines repeat a lot).
+
+        The memo lives as long as the chunker and its length settings: a thread-safe
+        dict (each get and set is atomic; a lost update only costs a recount).
+        """
         if self.length == "characters":
             return len
         if callable(self.length):
@@ -212,20 +220,21 @@ class RecursiveChunker:
             def count(piece: str) -> int:
                 return len(encode(piece, disallowed_special=()))
 
-        cache: dict[str, int] = {}
-        held = 0  # characters held as keys of ``cache``
+        key = (self.length, self.encoding)
+        if self._lengths[0] != key:
+            self._lengths = (key, {}, [0])
+        _, cache, held = self._lengths
 
         def measure(piece: str) -> int:
-            nonlocal held
             n = cache.get(piece)
             if n is None:
                 n = count(piece)
                 if len(piece) <= _CACHED_LENGTH:  # a big piece is measured once anyway
-                    if held > _CACHE_CHARS:  # bounded: the cache never holds the text
+                    if held[0] > _CACHE_CHARS:  # bounded: the cache never holds the text
                         cache.clear()
-                        held = 0
+                        held[0] = 0
                     cache[piece] = n
-                    held += len(piece)
+                    held[0] += len(piece)
             return n
 
         return measure
