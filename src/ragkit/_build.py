@@ -23,6 +23,7 @@ __all__ = [
     "chunker_settings",
     "open_keyword_index",
     "open_store",
+    "sentence_embedder",
     "sync_keyword_index",
 ]
 
@@ -130,3 +131,12 @@ def chunker_settings(chunker: Chunker) -> dict[str, Any]:
         if not name.startswith("_") and isinstance(value, (str, int, float, bool, type(None))):
             out[name] = value
     return out
+
+
+def sentence_embedder(embedder: Embedder) -> Embedder:
+    """What RAG's generator and verifier embed sentences with: ``embedder``, remembering
+    the last vectors in memory (:class:`~ragkit.embeddings.recent.RecentVectors`), never
+    through the kb's cache, which holds chunk texts only."""
+    from ragkit.embeddings.recent import RecentVectors
+
+    return RecentVectors(embedder)

