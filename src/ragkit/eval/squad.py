@@ -29,22 +29,25 @@ From a shell: ``ragkit eval squad ../shared/bench/squad/ --kb /tmp/squad/kb``.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-import re
-import string
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from ragkit.errors import ConfigurationError, LoaderError
+from ragkit.errors import ConfigurationError
+from ragkit.eval._squad_data import SquadDataset, SquadQuestion, read_squad
+from ragkit.eval._squad_metric import (
+    answer_text,
+    contains_answer,
+    exact_match,
+    f1_score,
+    normalize_answer,
+)
+from ragkit.eval._squad_report import AnswerReport, QuestionResult
 from ragkit.eval.runner import document_scores, percentile
 from ragkit.protocols import Filters
-from ragkit.types import Answer, Document, ScoredChunk
+from ragkit.types import Answer, ScoredChunk
 
 __all__ = [
     "AnswerReport",
@@ -66,228 +69,6 @@ logger = logging.getLogger(__name__)
 #: Called after each question with (question id, questions done so far).
 Progress = Callable[[str, int], None]
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = frozenset(string.punctuation)
-_MARKERS = re.compile(r"\s*\[\d+\]")
-
-
-# --- the official SQuAD metric (evaluate-v1.1.py / evaluate-v2.0.py) -----------------
-
-
-def normalize_answer(text: str) -> str:
-    """Lower-case, drop punctuation and the articles a/an/the, collapse whitespace.
-
-    The normalization of the official SQuAD evaluation script, step for step.
-
-    Example:
-        >>> normalize_answer("The  Denver Broncos!")
-        'denver broncos'
-    """
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
-
-def _exact(prediction: str, truth: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(truth))
-
-
-def _f1(prediction: str, truth: str) -> float:
-    predicted = normalize_answer(prediction).split()
-    gold = normalize_answer(truth).split()
-    common = Counter(predicted) & Counter(gold)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision = same / len(predicted)
-    recall = same / len(gold)
-    return 2 * precision * recall / (precision + recall)
-
-
-def exact_match(prediction: str, answers: Iterable[str]) -> float:
-    """1.0 when the normalized prediction equals a normalized gold answer, else 0.0.
-
-    Example:
-        >>> exact_match("the Broncos.", ["Broncos", "Denver Broncos"])
-        1.0
-    """
-    return max((_exact(prediction, a) for a in answers), default=0.0)
-
-
-def f1_score(prediction: str, answers: Iterable[str]) -> float:
-    """The best token F1 of the normalized prediction against any gold answer.
-
-    Example:
-        >>> round(f1_score("Denver", ["Denver Broncos"]), 4)
-        0.6667
-    """
-    return max((_f1(prediction, a) for a in answers), default=0.0)
-
-
-def contains_answer(text: str, answers: Iterable[str]) -> bool:
-    """True when a normalized gold answer occurs in the normalized ``text``.
-
-    Matching is on whole words: ``"1"`` is not found in ``"10 years"``.
-
-    Example:
-        >>> contains_answer("The game was won by the Denver Broncos [1].", ["Denver Broncos"])
-        True
-    """
-    haystack = f" {normalize_answer(text)} "
-    return any((needle := normalize_answer(a)) and f" {needle} " in haystack for a in answers)
-
-
-def answer_text(answer: Answer) -> str:
-    """The answer's text without its ``[n]`` markers (what EM and F1 are computed on)."""
-    return _MARKERS.sub("", answer.text).strip()
-
-
-# --- reading SQuAD files ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SquadQuestion:
-    """One question of a SQuAD file and where its answers are.
-
-    Attributes:
-        id: the question id of the file.
-        question: the question text.
-        answers: the gold answer texts (empty for an unanswerable question).
-        document_id: id of the paragraph the question was written on.
-        title: title of that paragraph's article.
-        is_impossible: SQuAD v2: the paragraph does not answer the question.
-    """
-
-    id: str
-    question: str
-    answers: tuple[str, ...]
-    document_id: str
-    title: str
-    is_impossible: bool = False
-
-
-def _paragraph_document(title: str, index: int, context: str) -> Document:
-    return Document(
-        id=f"{title}/{index}",
-        source=f"squad:{title}/{index}",
-        text=context,
-        metadata={"title": title},
-    )
-
-
-def read_squad(path: str | Path) -> tuple[list[Document], list[SquadQuestion]]:
-    """The paragraphs (as documents) and questions of a SQuAD-format JSON file.
-
-    Paragraph ``i`` of the article titled ``T`` becomes the document with id ``T/i``,
-    source ``squad:T/i`` and metadata ``{"title": T}``. A paragraph or question with the
-    wrong shape is logged and skipped.
-
-    Raises:
-        LoaderError: the file cannot be read, or is not SQuAD JSON.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise LoaderError(str(path), f"cannot be read ({exc.strerror})") from exc
-    except ValueError as exc:
-        raise LoaderError(str(path), f"is not JSON ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise LoaderError(str(path), 'is not SQuAD JSON (expected {"data": [articles]})')
-    documents: list[Document] = []
-    questions: list[SquadQuestion] = []
-    for number, article in enumerate(data["data"]):
-        title = str(article.get("title") or f"article-{number}")
-        for index, paragraph in enumerate(article.get("paragraphs") or []):
-            context = paragraph.get("context") if isinstance(paragraph, dict) else None
-            if not isinstance(context, str) or not context.strip():
-                logger.warning("%s: %s paragraph %d skipped: no context", path, title, index)
-                continue
-            document = _paragraph_document(title, index, context)
-            documents.append(document)
-            for qa in paragraph.get("qas") or []:
-                if not isinstance(qa, dict) or not qa.get("question"):
-                    logger.warning(
-                        "%s: %s/%d: a question without text, skipped", path, title, index
-                    )
-                    continue
-                impossible = bool(qa.get("is_impossible", False))
-                answers = tuple(
-                    str(a["text"])
-                    for a in qa.get("answers") or []
-                    if isinstance(a, dict) and a.get("text")
-                )
-                if not answers and not impossible:
-                    logger.warning("%s: question %s has no answer, skipped", path, qa.get("id"))
-                    continue
-                questions.append(
-                    SquadQuestion(
-                        id=str(qa.get("id") or f"{document.id}#{len(questions)}"),
-                        question=str(qa["question"]),
-                        answers=() if impossible else answers,
-                        document_id=document.id,
-                        title=title,
-                        is_impossible=impossible,
-                    )
-                )
-    return documents, questions
-
-
-@dataclass(frozen=True, slots=True)
-class SquadDataset:
-    """A SQuAD-format JSON file, or a folder of them (read in name order).
-
-    Example:
-        >>> data = SquadDataset("../shared/bench/squad")  # doctest: +SKIP
-        >>> rag.add(data.documents())  # doctest: +SKIP
-        >>> len(data.questions())  # doctest: +SKIP
-        5696
-
-    Attributes:
-        path: the file or folder.
-        files: the JSON files read.
-        name: the dataset name: the file's stem, or the folder's name.
-    """
-
-    path: Path
-    files: tuple[Path, ...]
-    name: str
-
-    def __init__(self, path: str | Path, name: str | None = None) -> None:
-        where = Path(path)
-        files = (where,) if where.is_file() else tuple(sorted(where.glob("*.json")))
-        if not files:
-            raise ConfigurationError(
-                f"{where} is neither a SQuAD JSON file nor a folder holding one"
-            )
-        object.__setattr__(self, "path", where)
-        object.__setattr__(self, "files", files)
-        object.__setattr__(
-            self, "name", name or (where.stem if where.is_file() else where.resolve().name)
-        )
-
-    def read(self) -> tuple[list[Document], list[SquadQuestion]]:
-        """The paragraphs and the questions, read once."""
-        documents: list[Document] = []
-        questions: list[SquadQuestion] = []
-        for file in self.files:
-            docs, qs = read_squad(file)
-            documents += docs
-            questions += qs
-        return documents, questions
-
-    def documents(self) -> list[Document]:
-        """Every paragraph, as a document, in file order."""
-        return self.read()[0]
-
-    def questions(self) -> list[SquadQuestion]:
-        """Every question, in file order."""
-        return self.read()[1]
-
-
-# --- running the questions ----------------------------------------------------------------
-
 
 class Answerer(Protocol):
     """What :func:`evaluate_answers` needs: a :class:`~ragkit.RAG` has both methods."""
@@ -299,125 +80,6 @@ class Answerer(Protocol):
     def ask(
         self, question: str, k: int | None = None, filters: Filters | None = None
     ) -> Answer: ...
-
-
-@dataclass(frozen=True, slots=True)
-class QuestionResult:
-    """How one question went.
-
-    Attributes:
-        id: the question id.
-        impossible: SQuAD v2 unanswerable question.
-        gold_rank: rank (1-based) of the gold paragraph among the retrieved paragraphs,
-            or 0 when it was not retrieved.
-        refused: the answer was the refusal.
-        contains_gold: the answer text contains a gold answer.
-        exact_match: official SQuAD EM of the answer text.
-        f1: official SQuAD token F1 of the answer text.
-        citations: citations of the answer.
-        correct_citations: those pointing at the gold paragraph or a chunk holding a
-            gold answer.
-        seconds: time of ``ask``.
-        answer: the answer text (markers kept).
-    """
-
-    id: str
-    impossible: bool
-    gold_rank: int
-    refused: bool
-    contains_gold: bool
-    exact_match: float
-    f1: float
-    citations: int
-    correct_citations: int
-    seconds: float
-    answer: str
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerReport:
-    """Retrieval, citation, answer and refusal quality on a SQuAD question set.
-
-    Rates over answerable questions count a refused question as a wrong answer.
-
-    Example:
-        >>> report = evaluate_answers(rag, data.questions(), sample=500)  # doctest: +SKIP
-        >>> report.gold_top_k, report.citation_precision  # doctest: +SKIP
-
-    Attributes:
-        questions: questions asked.
-        answerable: of which answerable.
-        impossible: of which unanswerable (SQuAD v2 ``is_impossible``).
-        k: chunks given to the generator (and paragraphs ranked for ``gold_top_k``).
-        sample: the sample size asked for, or None for every question.
-        seed: seed of the sample.
-        gold_top1: share of answerable questions whose gold paragraph is retrieved first.
-        gold_top_k: share whose gold paragraph is among the ``k`` best paragraphs.
-        citation_precision: share of all citations (answerable questions) that point at
-            the gold paragraph or at a chunk containing a gold answer.
-        citations: number of those citations.
-        answer_contains_gold: share of answerable questions whose answer contains a gold
-            answer (normalized, whole words).
-        exact_match: mean official SQuAD EM over answerable questions.
-        f1: mean official SQuAD F1 over answerable questions.
-        refusal_rate: share of answerable questions refused (false refusals).
-        impossible_refusal_rate: share of unanswerable questions refused, or None when
-            there are none.
-        seconds: wall time of all ``ask`` calls.
-        latency_mean_ms: mean time of one ``ask``.
-        latency_p50_ms: median time of one ``ask``.
-        latency_p95_ms: 95th percentile.
-        per_question: one :class:`QuestionResult` per question.
-    """
-
-    questions: int
-    answerable: int
-    impossible: int
-    k: int
-    sample: int | None
-    seed: int
-    gold_top1: float
-    gold_top_k: float
-    citation_precision: float
-    citations: int
-    answer_contains_gold: float
-    exact_match: float
-    f1: float
-    refusal_rate: float
-    impossible_refusal_rate: float | None
-    seconds: float
-    latency_mean_ms: float
-    latency_p50_ms: float
-    latency_p95_ms: float
-    per_question: tuple[QuestionResult, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (``json.dumps(report.to_dict())`` works)."""
-        data = asdict(self)
-        data["per_question"] = [asdict(r) for r in self.per_question]
-        return data
-
-    def metrics(self) -> dict[str, float]:
-        """The headline figures, name -> value (the table ``ragkit eval squad`` prints)."""
-        out = {
-            "gold paragraph@1": self.gold_top1,
-            f"gold paragraph@{self.k}": self.gold_top_k,
-            "citation precision": self.citation_precision,
-            "answer contains gold": self.answer_contains_gold,
-            "exact match": self.exact_match,
-            "F1": self.f1,
-            "refusal rate (answerable)": self.refusal_rate,
-        }
-        if self.impossible_refusal_rate is not None:
-            out["refusal rate (impossible)"] = self.impossible_refusal_rate
-        return out
-
-    def __str__(self) -> str:
-        figures = ", ".join(f"{name} {value:.4f}" for name, value in self.metrics().items())
-        return (
-            f"{self.questions} questions: {figures}; "
-            f"mean {self.latency_mean_ms:.0f} ms, p95 {self.latency_p95_ms:.0f} ms per question"
-        )
 
 
 def sample_questions(

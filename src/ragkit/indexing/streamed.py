@@ -30,7 +30,8 @@ from ragkit.indexing.record import Change
 from ragkit.types import Chunk, Document, FileIssue, chunk_id
 
 if TYPE_CHECKING:
-    from ragkit.indexing.indexer import Indexer, _Tally
+    from ragkit.indexing._batch import Tally
+    from ragkit.indexing.indexer import Indexer
 
 __all__ = ["shift", "write_streamed"]
 
@@ -47,7 +48,7 @@ def write_streamed(
     digest: str,
     windows: Windows,
     settings: str,
-    tally: _Tally,
+    tally: Tally,
 ) -> None:
     """Index ``source`` from its windows, replacing its previous chunks; tally the outcome."""
     record = indexer.record
@@ -128,7 +129,7 @@ def _write(indexer: Indexer, chunks: list[Chunk], wanted: set[str]) -> int:
     return len(fresh)
 
 
-def _fail(indexer: Indexer, source: str, reason: str, tally: _Tally) -> None:
+def _fail(indexer: Indexer, source: str, reason: str, tally: Tally) -> None:
     """Undo the partial write of ``source`` (its previous chunks stay) and report it."""
     entry = indexer.record.get(source)
     assert entry is not None  # marked pending by write_streamed

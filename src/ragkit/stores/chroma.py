@@ -6,21 +6,30 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ragkit.errors import ConfigurationError, RagkitError, StoreError
+from ragkit.errors import ConfigurationError, StoreError
 from ragkit.protocols import Filters
+from ragkit.stores._chroma_collection import (
+    Found,
+    Hit,
+    IncompleteError,
+    errors,
+    fetch,
+    make_client,
+    matching,
+    nearest,
+    open_collection,
+)
 from ragkit.stores.codec import (
     as_matrix,
     as_query,
     check_dimension,
-    decode_metadata,
     encode_metadata,
     last_wins,
     rank,
@@ -32,12 +41,6 @@ from ragkit.types import Chunk, ScoredChunk
 __all__ = ["ChromaStore"]
 
 logger = logging.getLogger(__name__)
-
-_Hit = tuple[str, float, Chunk]
-
-
-class _IncompleteError(Exception):
-    """Chroma's approximate search returned fewer hits than there are matches."""
 
 
 class ChromaStore:
@@ -128,7 +131,7 @@ class ChromaStore:
             ids = [chunks[i].id for i in keep]
             metadatas = [encode_metadata(chunks[i]) for i in keep]
             vectors = rows[keep]
-            with _errors("write to"):
+            with errors("write to"):
                 for s in range(0, len(ids), self._batch):
                     collection.upsert(
                         ids=ids[s : s + self._batch],
@@ -142,7 +145,7 @@ class ChromaStore:
         unique = list(dict.fromkeys(ids))
         with self._lock:
             collection = self._open()
-            with _errors("delete from"):
+            with errors("delete from"):
                 for s in range(0, len(unique), self._batch):
                     collection.delete(ids=unique[s : s + self._batch])
 
@@ -163,36 +166,21 @@ class ChromaStore:
         where, satisfiable = chroma_where(parse_filters(filters))
         with self._lock:
             collection = self._open()
-            with _errors("search"):
+            with errors("search"):
                 total = collection.count()
             if k <= 0 or total == 0 or not satisfiable or self._dimension is None:
                 return []
             query = as_query(embedding, self._dimension)
 
-            def fetch(n: int) -> list[_Hit]:
-                with _errors("search"):
-                    result = collection.query(
-                        query_embeddings=query[None, :],
-                        n_results=n,
-                        where=where,
-                        include=["metadatas", "distances"],
-                    )
-                hits = [
-                    (chunk_id, 1.0 - float(distance), decode_metadata(metadata))
-                    for chunk_id, distance, metadata in zip(
-                        result["ids"][0],
-                        result["distances"][0],
-                        result["metadatas"][0],
-                        strict=True,
-                    )
-                ]
+            def fetch(n: int) -> list[Hit]:
+                hits = nearest(collection, query, n, where)
                 if len(hits) < n and len(hits) < min(n, len(self._matching(where))):
-                    raise _IncompleteError
+                    raise IncompleteError
                 return hits
 
             try:
                 hits = top_k_expanding(fetch, k, total)
-            except _IncompleteError:
+            except IncompleteError:
                 logger.debug("Chroma returned too few hits for %s; scoring exactly", where)
                 return self._exact(query, self._matching(where), k)
             return [ScoredChunk(chunk=chunk, score=score) for _, score, chunk in hits]
@@ -207,7 +195,7 @@ class ChromaStore:
         """Number of stored chunks."""
         with self._lock:
             collection = self._open()
-            with _errors("count"):
+            with errors("count"):
                 return int(collection.count())
 
     def close(self) -> None:
@@ -232,67 +220,20 @@ class ChromaStore:
             raise StoreError(f"{self!r} is closed; open a new ChromaStore.")
         if self._collection is not None:
             return self._collection
-        import chromadb
-        from chromadb.config import Settings
-
-        with _errors("open"):
-            if self._client is None:
-                settings = Settings(anonymized_telemetry=False)
-                if self._path is None:
-                    self._client = chromadb.EphemeralClient(settings=settings)
-                else:
-                    self._path.mkdir(parents=True, exist_ok=True)
-                    self._client = chromadb.PersistentClient(str(self._path), settings=settings)
-            collection = self._client.get_or_create_collection(
-                self._name,
-                embedding_function=None,
-                configuration={"hnsw": self._hnsw},
-            )
-            self._batch = int(self._client.get_max_batch_size())
-            peek = collection.get(limit=1, include=["embeddings"])["embeddings"]
-        configuration = collection.configuration or {}
-        space = (configuration.get("hnsw") or configuration.get("spann") or {}).get("space")
-        if space not in (None, "cosine"):
-            raise ConfigurationError(
-                f"Chroma collection {self._name!r} uses the {space!r} space; ChromaStore "
-                "needs 'cosine'. Use another collection name."
-            )
-        stored = len(peek[0]) if peek is not None and len(peek) else None
-        if stored is not None and self._dimension not in (None, stored):
-            raise ConfigurationError(
-                f"Chroma collection {self._name!r} holds vectors of dimension {stored}, "
-                f"but dimension={self._dimension} was given."
-            )
-        self._dimension = stored or self._dimension
+        if self._client is None:
+            self._client = make_client(self._path)
+        collection, self._batch, self._dimension = open_collection(
+            self._client, self._name, self._hnsw, self._dimension
+        )
         self._collection = collection
         return collection
 
     def _matching(self, where: dict[str, Any] | None) -> list[str]:
-        collection = self._open()
-        ids: list[str] = []
-        with _errors("read"):
-            while True:
-                page = collection.get(where=where, include=[], limit=self._batch, offset=len(ids))
-                ids += page["ids"]
-                if len(page["ids"]) < self._batch:
-                    return ids
+        return matching(self._open(), where, self._batch)
 
-    def _fetch(
-        self, ids: list[str], *, embeddings: bool
-    ) -> dict[str, tuple[Chunk, NDArray[np.float32] | None]]:
-        include = ["metadatas", "embeddings"] if embeddings else ["metadatas"]
-        found: dict[str, tuple[Chunk, NDArray[np.float32] | None]] = {}
+    def _fetch(self, ids: list[str], *, embeddings: bool) -> Found:
         with self._lock:
-            collection = self._open()
-            for s in range(0, len(ids), self._batch):
-                with _errors("read"):
-                    page = collection.get(ids=ids[s : s + self._batch], include=include)
-                vectors = page["embeddings"] if embeddings else [None] * len(page["ids"])
-                for chunk_id, metadata, vector in zip(
-                    page["ids"], page["metadatas"], vectors, strict=True
-                ):
-                    found[chunk_id] = (decode_metadata(metadata), vector)
-        return found
+            return fetch(self._open(), ids, self._batch, embeddings=embeddings)
 
     def _exact(self, query: NDArray[np.float32], ids: list[str], k: int) -> list[ScoredChunk]:
         found = self._fetch(ids, embeddings=True)
@@ -306,14 +247,3 @@ class ChromaStore:
             ScoredChunk(chunk=found[ids[j]][0], score=float(scores[j]))
             for j in rank(ids, scores, k)
         ]
-
-
-@contextmanager
-def _errors(action: str) -> Iterator[None]:
-    """Report Chroma's failures as :class:`StoreError` (ours pass through)."""
-    try:
-        yield
-    except (RagkitError, _IncompleteError):
-        raise
-    except Exception as exc:
-        raise StoreError(f"Chroma could not {action} the collection: {exc}") from exc

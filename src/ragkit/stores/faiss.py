@@ -4,40 +4,25 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ragkit._deps import require
-from ragkit.errors import ConfigurationError, StoreError
 from ragkit.protocols import Filters
 from ragkit.stores._faiss_db import (
     chunk_json,
-    connect,
     delete_rows,
     encode_rows,
     exact_order,
-    live_ids,
     lookup,
-    meta,
     scored_rows,
     select_matching,
     write_rows,
 )
-from ragkit.stores._faiss_index import (
-    IndexKind,
-    IndexOptions,
-    VectorIndex,
-    auto_ef_search,
-    build_index,
-    read_index,
-)
+from ragkit.stores._faiss_index import IndexKind, IndexOptions, auto_ef_search
+from ragkit.stores._faiss_state import INDEX_FILE as INDEX_FILE  # noqa: PLC0414 (re-export)
+from ragkit.stores._faiss_state import FaissState
 from ragkit.stores.codec import (
     as_matrix,
     as_query,
@@ -45,7 +30,6 @@ from ragkit.stores.codec import (
     chunk_from_json,
     last_wins,
     top_k_expanding,
-    write_atomically,
 )
 from ragkit.stores.filters import parse_filters
 from ragkit.types import Chunk, ScoredChunk
@@ -54,10 +38,8 @@ __all__ = ["FaissStore"]
 
 logger = logging.getLogger(__name__)
 
-INDEX_FILE = "index.faiss"
 
-
-class FaissStore:
+class FaissStore(FaissState):
     """FAISS search, exact or HNSW by size; chunks, vectors and filters in SQLite.
 
     SQLite (``chunks.sqlite``) is the source of truth: it holds every chunk, its
@@ -108,24 +90,19 @@ class FaissStore:
         exact_filter_below: int = 20_000,
     ) -> None:
         check_dimension(dimension)
-        self._options = IndexOptions(
-            kind=index,
-            approximate_above=approximate_above,
-            m=hnsw_m,
-            ef_construction=ef_construction,
-            ef_search=ef_search,
+        super().__init__(
+            path,
+            dimension,
+            IndexOptions(
+                kind=index,
+                approximate_above=approximate_above,
+                m=hnsw_m,
+                ef_construction=ef_construction,
+                ef_search=ef_search,
+            ),
         )
         self.ef_search = ef_search
         self.exact_filter_below = exact_filter_below
-        self._path = Path(path) if path is not None else None
-        self._dimension = dimension
-        self._lock = threading.RLock()
-        self._db: sqlite3.Connection | None = None
-        self._faiss: Any = None
-        self._index: VectorIndex | None = None
-        self._generation = 0
-        self._index_generation = -1
-        self._closed = False
 
     @property
     def dimension(self) -> int | None:
@@ -246,36 +223,6 @@ class FaissStore:
         with self._lock:
             return int(self._open().execute("SELECT COUNT(*) FROM rows").fetchone()[0])
 
-    def save(self) -> None:
-        """Write ``index.faiss`` if it is older than the database (no-op in memory)."""
-        with self._lock:
-            self._open()
-            if (
-                self._path is None
-                or self._dimension is None
-                or self._index_generation == self._generation
-            ):
-                return
-            target = self._path / INDEX_FILE
-            write_atomically(target, self._ensure_index().serialize())
-            with self._transaction():
-                self._set_meta(index_generation=self._generation, bump=False)
-            self._index_generation = self._generation
-            logger.debug("Wrote %s at generation %d", target, self._generation)
-
-    def close(self) -> None:
-        """Save the index and close the database; the store cannot be used after."""
-        with self._lock:
-            if self._closed:
-                return
-            if self._db is not None:
-                try:
-                    self.save()
-                finally:
-                    self._db.close()
-            self._db = self._index = None
-            self._closed = True
-
     def __enter__(self) -> FaissStore:
         return self
 
@@ -284,76 +231,3 @@ class FaissStore:
 
     def __repr__(self) -> str:
         return f"FaissStore(path={self._path}, dimension={self._dimension})"
-
-    def _open(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreError(f"{self!r} is closed; open a new FaissStore.")
-        if self._db is not None:
-            return self._db
-        self._faiss = require("faiss", extra="faiss", purpose="FaissStore", package="faiss-cpu")
-        self._db = db = connect(self._path)
-        stored = self._get_meta("dimension", None)
-        if stored is not None and self._dimension not in (None, stored):
-            raise ConfigurationError(
-                f"The store in {self._path} holds vectors of dimension {stored}, "
-                f"but dimension={self._dimension} was given."
-            )
-        self._dimension = stored or self._dimension
-        self._generation = self._get_meta("generation", 0)
-        self._index_generation = self._get_meta("index_generation", -1)
-        return db
-
-    def _ensure_index(self) -> VectorIndex:
-        if self._index is None:
-            assert self._dimension is not None
-            self._index = self._read_index() or self._build_index()
-            self._rebuild_if_due()
-        return self._index
-
-    def _read_index(self) -> VectorIndex | None:
-        assert self._db is not None
-        if self._path is None or self._index_generation != self._generation:
-            return None
-        index = read_index(self._faiss, self._path / INDEX_FILE, live_ids(self._db))
-        return index if index is not None and index.dimension == self._dimension else None
-
-    def _build_index(self) -> VectorIndex:
-        assert self._db is not None
-        assert self._dimension is not None
-        self._index_generation = -1  # not on disk yet
-        return build_index(self._faiss, self._db, self._dimension, self._options)
-
-    def _rebuild_if_due(self) -> None:
-        assert self._index is not None
-        reason = self._index.rebuild_reason(self._options)
-        if reason is not None:
-            logger.info("Rebuilding the FAISS index: %s", reason)
-            self._index = self._build_index()
-
-    def _get_meta(self, key: str, default: Any) -> Any:
-        assert self._db is not None
-        return meta(self._db, key, default)
-
-    def _set_meta(self, *, bump: bool = True, **values: int) -> None:
-        assert self._db is not None
-        if bump:
-            self._generation += 1
-            values["generation"] = self._generation
-        self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` .. ``COMMIT``; on error, roll back (the generation too)."""
-        assert self._db is not None
-        generation = self._generation
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            yield self._db
-            self._db.execute("COMMIT")
-        except BaseException as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            self._generation = generation
-            if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"The FAISS store's database failed: {exc}") from exc
-            raise

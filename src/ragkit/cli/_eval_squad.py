@@ -1,0 +1,127 @@
+"""``ragkit eval squad``: index SQuAD paragraphs, ask the questions, print a table."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from ragkit.cli._eval_common import index_documents, table, write_results
+
+__all__ = ["add_squad_parser", "run_squad"]
+
+
+def add_squad_parser(benchmarks: Any) -> None:
+    """Add ``squad`` and its options to the ``eval`` benchmark parser ``benchmarks``."""
+    squad = benchmarks.add_parser(
+        "squad",
+        help="a SQuAD v1.1/v2 JSON file (or a folder of them): answer quality",
+        description="Index every paragraph as a document, ask every question (or a seeded "
+        "sample) against the whole index, report gold paragraph in the top 1 and k, "
+        "citation precision, answer-contains-gold, SQuAD EM/F1 and refusal rates.",
+    )
+    squad.add_argument("path", help="SQuAD JSON file, or a folder of them")
+    squad.add_argument(
+        "--kb", help="knowledge-base folder to index into and reuse (default: in memory)"
+    )
+    squad.add_argument(
+        "--llm",
+        nargs="?",
+        const="",
+        metavar="GGUF",
+        help="answer with a local llama.cpp model (default: the bundled SmolLM2-135M GGUF); "
+        "without it, the extractive default",
+    )
+    squad.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for --llm (default: llama.cpp's choice; fewer on a busy machine)",
+    )
+    squad.add_argument("--sample", type=int, help="ask a seeded random sample of N questions")
+    squad.add_argument("--seed", type=int, default=0, help="seed of the sample (0)")
+    squad.add_argument("--k", type=int, default=5, help="chunks per answer (5)")
+    squad.add_argument(
+        "--output", help="where to write the JSON results (default eval-squad-<dataset>.json)"
+    )
+
+
+def run_squad(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    import ragkit
+    from ragkit.errors import ConfigurationError
+    from ragkit.eval import SquadDataset, evaluate_answers
+    from ragkit.protocols import Generator
+    from ragkit.rag import RAG
+
+    if args.k <= 0:
+        raise ConfigurationError("--k must be positive")
+    if args.sample is not None and args.sample <= 0:
+        raise ConfigurationError("--sample must be positive")
+    dataset = SquadDataset(args.path)
+    documents, questions = dataset.read()
+    generator: Generator | None = None
+    if args.llm is not None:
+        from ragkit.generation.llamacpp import LlamaCppGenerator
+
+        generator = LlamaCppGenerator(args.llm or None, n_threads=args.threads)
+
+    with RAG(args.kb, generator=generator) as rag:
+        index = index_documents(rag, documents)
+        index["chunks"] = rag.store.count()
+        total = min(args.sample or len(questions), len(questions))
+        bar = tqdm(total=total, desc="asking", unit=" q", file=sys.stderr, disable=None)
+        report = evaluate_answers(
+            rag,
+            questions,
+            k=args.k,
+            sample=args.sample,
+            seed=args.seed,
+            progress=lambda _question, _done: bar.update(1),
+        )
+        bar.close()
+        embedder, store = rag.embedder.model_id, rag.store_name
+        retrieval = rag.retrieval
+        model = getattr(rag.qa.generator, "model", None) or type(rag.qa.generator).__name__
+        verifier = rag.qa.verifier
+    close = getattr(generator, "close", None)
+    if callable(close):
+        close()
+
+    results = {
+        "benchmark": "squad",
+        "dataset": dataset.name,
+        "path": str(dataset.path),
+        "ragkit_version": ragkit.__version__,
+        "generator": str(model),
+        "embedder": embedder,
+        "store": store,
+        "retrieval_method": retrieval,
+        "verifier": None
+        if verifier is None
+        else {
+            "threshold": verifier.threshold,
+            "decay": verifier.decay,
+            "min_threshold": verifier.min_threshold,
+            "min_relevance": verifier.min_relevance,
+        },
+        "kb": str(args.kb) if args.kb else None,
+        "index": index,
+        "answers": report.to_dict(),
+    }
+    output = write_results(args.output or f"eval-squad-{dataset.name}.json", results)
+
+    asked = f"{report.questions} questions"
+    if args.sample is not None:
+        asked += f" (seeded sample, seed {args.seed})"
+    print(f"{dataset.name}: {asked}, {index['documents']} paragraphs, {index['chunks']} chunks")
+    print(f"{model}, {embedder}, {store} store, {retrieval} retrieval, k={args.k}")
+    rows = [(name, f"{value:.4f}") for name, value in report.metrics().items()]
+    rows += [
+        ("latency mean", f"{report.latency_mean_ms:.0f} ms"),
+        ("latency p95", f"{report.latency_p95_ms:.0f} ms"),
+    ]
+    print(table(rows))
+    print(f"results: {os.fspath(output)}")
+    return 0
