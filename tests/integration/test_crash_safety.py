@@ -75,7 +75,7 @@ WORDS = [
 SCRIPT = textwrap.dedent(
     """
     import sys
-    import faiss, bm25s  # imported before "ready", so the delay measures the ingest
+    import faiss, scipy.sparse  # imported before "ready", so the delay measures the ingest
     from ragkit import RAG
     from ragkit.chunking import RecursiveChunker
     from ragkit.loaders import AutoLoader, TextLoader

@@ -1,14 +1,17 @@
-"""Ranking helpers of :class:`~ragkit.retrieval.KeywordIndex`: the top-k cut, term counts."""
+"""Ranking helpers of :class:`~ragkit.retrieval.KeywordIndex`: the top-k cut and order."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["candidates", "term_counts"]
+from ragkit.retrieval._bm25 import BM25
+from ragkit.retrieval.scope import rank_shared
+from ragkit.stores.codec import rank
+
+__all__ = ["best", "candidates"]
 
 
 def candidates(scores: NDArray[np.float32], hits: NDArray[np.intp], k: int) -> NDArray[np.intp]:
@@ -25,11 +28,22 @@ def candidates(scores: NDArray[np.float32], hits: NDArray[np.intp], k: int) -> N
     return chosen
 
 
-def term_counts(terms: Sequence[NDArray[np.int32]], vocab: dict[str, int]) -> Any:
-    """How often each term id occurs in each chunk: a sparse chunks x vocabulary matrix."""
-    from scipy import sparse  # type: ignore[import-untyped]  # scipy ships no type stubs
+def best(
+    bm25: BM25,
+    scores: NDArray[np.float32],
+    hits: NDArray[np.intp],
+    *,
+    terms: Iterable[int],
+    order: Sequence[str],
+    k: int,
+) -> list[int]:
+    """The ``k`` best of ``hits`` (chunk positions, ids in ``order``), best first.
 
-    rows = np.repeat(np.arange(len(terms)), [len(t) for t in terms])
-    columns = np.concatenate(terms) if terms else np.zeros(0, np.int32)
-    data = np.ones(len(columns), np.float32)
-    return sparse.csc_matrix((data, (rows, columns)), shape=(len(terms), len(vocab)))
+    By score, then, when chunks share their document's score, by how many times each
+    holds the query's ``terms`` itself (a repeated query term counts once), then by id.
+    """
+    hits = candidates(scores, hits, k)
+    if not bm25.shared:
+        return [hits[j] for j in rank([order[p] for p in hits], scores[hits], k)]
+    own = bm25.held(set(terms))[hits]
+    return [hits[j] for j in rank_shared(scores[hits], own, order, hits, k)]

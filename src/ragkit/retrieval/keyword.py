@@ -1,4 +1,4 @@
-"""Keyword retrieval: a BM25 index (bm25s) kept in sync with the chunks, saved to SQLite."""
+"""Keyword retrieval: a BM25 index kept in sync with the chunks, saved to SQLite."""
 
 from __future__ import annotations
 
@@ -7,28 +7,21 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ragkit.errors import ConfigurationError
 from ragkit.protocols import Filters
+from ragkit.retrieval._bm25 import BM25
 from ragkit.retrieval._keyword_db import KeywordDB, MemoryChunks
 from ragkit.retrieval._keyword_fields import FieldColumns
-from ragkit.retrieval._keyword_rank import candidates, term_counts
-from ragkit.retrieval.scope import (
-    MAX_DOCUMENT_CHUNKS,
-    SCOPES,
-    Scope,
-    build_units,
-    rank_shared,
-    with_context,
-)
+from ragkit.retrieval._keyword_rank import best
+from ragkit.retrieval._term_counts import TermCounts
+from ragkit.retrieval.scope import MAX_DOCUMENT_CHUNKS, SCOPES, Scope, unit_rows, with_context
 from ragkit.retrieval.tokenize import Tokenizer
-from ragkit.stores.codec import flat_fields, rank
+from ragkit.stores.codec import flat_fields
 from ragkit.stores.filters import matches, parse_filters
 from ragkit.types import Chunk, ScoredChunk
 
@@ -37,27 +30,19 @@ __all__ = ["SCOPES", "BM25Retriever", "KeywordIndex", "Scope"]
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class _Entry:
-    """What scoring needs of one indexed chunk; the chunk itself is read for hits only."""
-
-    terms: NDArray[np.int32]  # ids into the vocabulary, in text order
-    document: str
-
-
 class KeywordIndex:
-    """BM25 over chunks (Lucene's variant, via bm25s), with filters and a saved copy.
+    """BM25 over chunks (Lucene's variant, as ``bm25s`` has it), with filters and a saved copy.
 
-    Chunks are upserted and deleted by id, like a vector store. bm25s indexes are
-    static, so the index keeps each chunk's terms and rebuilds the bm25s matrix on the
-    first search after a change. A chunk is indexed with its document's title and its
-    heading path (``context``), so a passage deep in a section still matches the words
-    that name it. With ``path``, every write also goes to ``path/keyword.sqlite``
-    (chunk JSON and its terms; nothing pickled), loaded on open; terms are recomputed
-    when the tokenizer or ``context`` changed. Memory then holds what scoring needs
-    (term ids, document ids, the BM25 matrix); the chunks of the hits are read from
-    the file, and the filterable fields, as compact columns, once per build when a
-    search has filters.
+    Chunks are upserted and deleted by id, like a vector store. The index keeps a
+    chunks x terms matrix of term counts and folds changes into it on the first search
+    after them (``_term_counts.py``, ``_bm25.py``). A chunk is indexed with its
+    document's title and its heading path (``context``), so a passage deep in a
+    section still matches the words that name it. With ``path``, every write
+    also goes to ``path/keyword.sqlite`` (chunk JSON and its terms; nothing pickled),
+    loaded on open; terms are recomputed when the tokenizer or ``context`` changed.
+    Memory holds what scoring needs (vocabulary, count matrix, document ids); the
+    chunks of the hits are read from the file, and the filterable fields, as compact
+    columns, once per build when a search has filters.
 
     A short document is scored as a whole (``scope="auto"``, the default): BM25 runs
     over the terms of all its chunks, and each of its chunks gets the document's
@@ -113,14 +98,10 @@ class KeywordIndex:
         self.context = tuple(context)
         self.path = Path(path) if path is not None else None
         self._lock = threading.RLock()
-        self._entries: dict[str, _Entry] = {}
+        self._counts = TermCounts()  # what scoring needs of each chunk
         self._documents: dict[str, str] = {}  # one string object per document id
         self._vocab: dict[str, int] = {}
-        self._bm25: Any = None  # bm25s.BM25 over the units of _order, or None after a change
-        self._order: list[str] = []
-        self._rows: NDArray[np.intp] | None = None  # position in _order -> unit row
-        # chunk x term counts (scipy CSC), when some units score several chunks
-        self._counts: Any = None
+        self._bm25: BM25 | None = None  # over the rows of _counts; None after a change
         self._saved: KeywordDB | MemoryChunks = MemoryChunks()  # chunks, read for hits
         self._columns: FieldColumns | None = None  # filterable fields, per build
         if self.path is not None:
@@ -132,28 +113,27 @@ class KeywordIndex:
             vocab[term] = len(vocab)
         return np.fromiter(map(vocab.__getitem__, terms), np.int32, len(terms))
 
-    def _terms(self, chunk: Chunk) -> list[str]:
-        return self.tokenizer.tokenize(with_context(chunk.text, chunk.metadata, self.context))
-
-    def _entry(self, terms: Sequence[str], document: str) -> _Entry:
-        return _Entry(self._term_ids(terms), self._documents.setdefault(document, document))
+    def _put(self, chunk_id: str, terms: Sequence[str], document: str) -> None:
+        document = self._documents.setdefault(document, document)
+        self._counts.put(chunk_id, self._term_ids(terms), document)
 
     def upsert(self, chunks: Sequence[Chunk]) -> None:
         """Insert or replace chunks by id; when an id repeats in ``chunks``, the last wins."""
-        rows = [(c, self._terms(c)) for c in chunks]
+        tokenize, context = self.tokenizer.tokenize, self.context
+        rows = [(c, tokenize(with_context(c.text, c.metadata, context))) for c in chunks]
         with self._lock:
             self._saved.put(rows)
             for chunk, terms in rows:
-                self._entries[chunk.id] = self._entry(terms, chunk.document_id)
+                self._put(chunk.id, terms, chunk.document_id)
             self._bm25 = None
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove chunks by id; unknown ids are ignored."""
         with self._lock:
-            gone = [i for i in dict.fromkeys(ids) if i in self._entries]
+            gone = [i for i in dict.fromkeys(ids) if i in self._counts]
             self._saved.delete(gone)
             for i in gone:
-                del self._entries[i]
+                self._counts.remove(i)
             self._bm25 = None if gone else self._bm25
 
     def ids(self, filters: Filters | None = None) -> list[str]:
@@ -161,14 +141,14 @@ class KeywordIndex:
         conditions = parse_filters(filters)
         with self._lock:
             if not conditions:
-                return sorted(self._entries)
+                return sorted(self._counts.ids())
             every = self._saved.every()
             return sorted(c.id for c in every if matches(conditions, flat_fields(c)))
 
     def count(self) -> int:
         """Number of indexed chunks."""
         with self._lock:
-            return len(self._entries)
+            return len(self._counts)
 
     def search(self, query: str, k: int, filters: Filters | None = None) -> list[ScoredChunk]:
         """The ``k`` chunks with the highest BM25 score among those matching ``filters``.
@@ -181,72 +161,46 @@ class KeywordIndex:
         conditions = parse_filters(filters)
         terms = self.tokenizer.tokenize(query)
         with self._lock:
-            if k <= 0 or not self._entries:
+            if k <= 0 or not len(self._counts):
                 return []
             known = [self._vocab[t] for t in terms if t in self._vocab]
             if not known:
                 return []
             bm25 = self._index()
-            scores: NDArray[np.float32] = bm25.get_scores_from_ids(known)
-            if self._rows is not None:
-                scores = scores[self._rows]
+            order = self._counts.order
+            scores = bm25.scores(known)
             hits = np.flatnonzero(scores > 0)
             if conditions:
                 hits = hits[self._fields().mask(conditions, hits)]
-            hits = candidates(scores, hits, k)
-            if self._counts is None:
-                ids = [self._order[p] for p in hits]
-                best = [hits[j] for j in rank(ids, scores[hits], k)]
-            else:  # chunks of a document share its score: the query terms each holds
-                wanted = sorted(set(known))  # a repeated query word counts once here
-                own = np.asarray(self._counts[hits][:, wanted].sum(axis=1)).ravel()
-                best = [hits[j] for j in rank_shared(scores[hits], own, self._order, hits, k)]
-            chunks = self._saved.read([self._order[p] for p in best])
-            return [ScoredChunk(c, float(scores[p])) for c, p in zip(chunks, best, strict=True)]
+            top = best(bm25, scores, hits, terms=known, order=order, k=k)
+            chunks = self._saved.read([order[p] for p in top])
+            return [ScoredChunk(c, float(scores[p])) for c, p in zip(chunks, top, strict=True)]
 
     def _fields(self) -> FieldColumns:
-        """The filterable fields of the chunks in ``_order``, read once per build."""
+        """The filterable fields of the chunks in the matrix's rows, read once per build."""
         if self._columns is None:
-            position = {chunk_id: p for p, chunk_id in enumerate(self._order)}
+            order = self._counts.order
+            position = {chunk_id: p for p, chunk_id in enumerate(order)}
             rows = ((position[c.id], flat_fields(c)) for c in self._saved.every())
-            self._columns = FieldColumns(len(self._order), rows)
+            self._columns = FieldColumns(len(order), rows)
         return self._columns
 
     def warm_up(self) -> None:
         """Build the BM25 matrix now rather than on the next search."""
         with self._lock:
-            if self._entries:
+            if len(self._counts):
                 self._index()
 
-    def _index(self) -> Any:
+    def _index(self) -> BM25:
         if self._bm25 is None:
-            self._order = list(self._entries)
-            entries = self._entries
-            units = build_units(
-                self.scope,
-                self.max_document_chunks,
-                [entries[i].terms for i in self._order],
-                lambda: [entries[i].document for i in self._order],
-                len(self._vocab),
-            )
-            self._rows, self._counts, self._columns = units.rows, None, None
-            if units.shared:
-                self._counts = term_counts([entries[i].terms for i in self._order], self._vocab)
-            self._bm25 = self._matrix(units.corpus)
-            logger.debug(
-                "built BM25 over %d units (%d chunks), %d terms",
-                len(units.corpus),
-                len(self._order),
-                len(self._vocab),
-            )
+            counts = self._counts
+            counts.fold(len(self._vocab))
+            self._columns = None  # rows may have moved, also when upserts folded them
+            units = unit_rows(self.scope, self.max_document_chunks, counts.documents)
+            self._bm25 = BM25(counts.matrix, counts.lengths, units, self.k1, self.b)
+            n, chunks, terms = self._bm25.n_units, len(counts.order), len(self._vocab)
+            logger.debug("built BM25 over %d units (%d chunks), %d terms", n, chunks, terms)
         return self._bm25
-
-    def _matrix(self, corpus: list[list[int]]) -> Any:
-        import bm25s
-
-        bm25 = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
-        bm25.index((corpus, self._vocab), create_empty_token=False, show_progress=False)
-        return bm25
 
     def _open(self, folder: Path) -> None:
         settings = {**self.tokenizer.fingerprint(), "context": self.context}
@@ -258,9 +212,9 @@ class KeywordIndex:
             self.upsert(saved)
         else:
             for chunk_id, document, terms in db.rows():
-                self._entries[chunk_id] = self._entry(terms.split(), document)
+                self._put(chunk_id, terms.split(), document)
         db.mark_current()
-        logger.debug("loaded %d chunks from %s", len(self._entries), db.target)
+        logger.debug("loaded %d chunks from %s", len(self._counts), db.target)
 
     def close(self) -> None:
         """Close the SQLite file; every write is already saved."""

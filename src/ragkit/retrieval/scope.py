@@ -7,8 +7,7 @@ as its unit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -18,9 +17,8 @@ __all__ = [
     "MAX_DOCUMENT_CHUNKS",
     "SCOPES",
     "Scope",
-    "Units",
-    "build_units",
     "rank_shared",
+    "unit_rows",
     "whole",
     "with_context",
 ]
@@ -35,65 +33,36 @@ SCOPES: tuple[Scope, ...] = ("auto", "chunk", "document")
 MAX_DOCUMENT_CHUNKS = 7
 
 
-@dataclass(frozen=True, slots=True)
-class Units:
-    """The BM25 corpus of one build, and which unit scores which chunk.
-
-    Attributes:
-        corpus: term ids of each unit, in row order.
-        rows: chunk position (in the build's chunk order) -> unit row; ``None`` when
-            every unit is one chunk in chunk order.
-        shared: whether some unit scores more than one chunk (their scores then tie).
-    """
-
-    corpus: list[list[int]]
-    rows: NDArray[np.intp] | None
-    shared: bool
-
-
 def whole(scope: Scope, size: int, max_document_chunks: int) -> bool:
     """Whether ``scope`` scores a document of ``size`` chunks as one unit."""
     return scope == "document" or (scope == "auto" and size <= max_document_chunks)
 
 
-def build_units(
-    scope: Scope,
-    max_document_chunks: int,
-    terms: Sequence[NDArray[np.int32]],
-    documents: Callable[[], Sequence[str]],
-    vocabulary: int = 0,
-) -> Units:
-    """Units over chunks with term ids ``terms``; ``documents()`` gives their document ids.
+def unit_rows(
+    scope: Scope, max_document_chunks: int, documents: Sequence[str]
+) -> NDArray[np.intp] | None:
+    """The unit (``0..n-1``) of each chunk, given the chunks' document ids.
 
-    ``vocabulary`` (the number of term ids, when known) lets the units' lists share
-    one Python int per term id rather than hold one (28 bytes) per occurrence, which
-    lowers the peak memory of a build.
-
-    A document's unit holds the terms of all its chunks, each with its own title and
+    ``None`` when every unit is one chunk (then chunk ``p`` is unit ``p``). A
+    document's unit holds the terms of all its chunks, each with its own title and
     heading context: the overlap between neighbouring chunks and the context count once
     per chunk, which weighs titles and headings up a little, as BM25F would.
     """
-    shared = list(range(vocabulary)).__getitem__
-
-    def as_list(ids: NDArray[np.int32]) -> list[int]:
-        return list(map(shared, ids.tolist())) if vocabulary else ids.tolist()
-
     if scope == "chunk":
-        return Units([as_list(t) for t in terms], None, False)
+        return None
     members: dict[str, list[int]] = {}
-    for position, document_id in enumerate(documents()):
+    for position, document_id in enumerate(documents):
         members.setdefault(document_id, []).append(position)
-    corpus: list[list[int]] = []
-    rows = np.empty(len(terms), np.intp)
+    rows = np.empty(len(documents), np.intp)
+    n = 0
     for positions in members.values():
         if whole(scope, len(positions), max_document_chunks):
-            rows[positions] = len(corpus)
-            corpus.append(as_list(np.concatenate([terms[p] for p in positions])))
+            rows[positions] = n
+            n += 1
         else:
-            for p in positions:
-                rows[p] = len(corpus)
-                corpus.append(as_list(terms[p]))
-    return Units(corpus, rows, len(corpus) < len(terms))
+            rows[positions] = np.arange(n, n + len(positions))
+            n += len(positions)
+    return rows if n < len(documents) else None
 
 
 def with_context(text: str, metadata: Mapping[str, Any], keys: Sequence[str]) -> str:
@@ -105,7 +74,7 @@ def with_context(text: str, metadata: Mapping[str, Any], keys: Sequence[str]) ->
 
 def rank_shared(
     scores: NDArray[np.float32],
-    own: NDArray[np.floating[Any]],
+    own: NDArray[np.int64],
     order: Sequence[str],
     positions: NDArray[np.intp],
     k: int,
