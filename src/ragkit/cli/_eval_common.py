@@ -30,7 +30,15 @@ __all__ = [
 CHUNKER_KEYS = ("chunk_size", "chunk_overlap", "length", "encoding", "markdown", "keep_separator")
 
 #: Config keys of an ``embedder`` table: SentenceTransformerEmbedder arguments.
-EMBEDDER_KEYS = ("model", "model_id", "device", "batch_size", "query_prefix", "document_prefix")
+EMBEDDER_KEYS = (
+    "model",
+    "model_id",
+    "device",
+    "batch_size",
+    "query_prefix",
+    "document_prefix",
+    "precision",
+)
 
 # RAG arguments that take components, not plain values (``path`` comes from --kb).
 _NOT_CONFIGURABLE = ("path", "chunker", "loader", "retriever", "generator")
