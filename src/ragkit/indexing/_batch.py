@@ -87,8 +87,10 @@ def plan(
     previous = set(entry.chunk_ids if entry else ())
     wanted = tuple(sorted(c.id for c in chunks))
     # A chunk id hashes source, offset and text; metadata (a title, a page label)
-    # can change under the same id, so compare the stored chunks too.
-    stored = {c.id: c for c in indexer.store.get(wanted)}
+    # can change under the same id, so compare the stored chunks too. A source the
+    # record does not hold has nothing in the store to compare with (its ids hash its
+    # name); were some left there, the upsert would rewrite them, not duplicate them.
+    stored = {c.id: c for c in indexer.store.get(wanted)} if entry is not None else {}
     fresh = [c for c in chunks if stored.get(c.id) != c]
     if not fresh and previous == set(wanted):
         # Same chunks (e.g. content hash unknown, or a touched file): record only.
