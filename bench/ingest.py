@@ -5,9 +5,9 @@ Every system gets the same chunks (SciFact abstracts split by ragkit's default
 chunks add up to at least N) and runs in a fresh temporary folder per trial:
 
 * ``raw encode``: the backend's own encode of the chunk texts, nothing else (the limit);
-  ``torch``: ``SentenceTransformer.encode`` (batch 64, normalized) at the embedder's
-  precision (``--backend torch``: ``"auto"``, bfloat16 autocast on CPUs with native
-  bfloat16; ``torch-fp32``: float32), ``onnx``: ``OnnxEmbedder.embed_documents``.
+  ``torch``: ``SentenceTransformer.encode`` (normalized) at the embedder's batch size
+  and precision (``--backend torch``: ``"auto"``, bfloat16 autocast on CPUs with
+  native bfloat16; ``torch-fp32``: float32), ``onnx``: ``OnnxEmbedder.embed_documents``.
 * ``ragkit from chunks``: ``RAG.add`` of the documents with a chunker that hands back the
   precomputed chunks: embedding cache, Chroma, keyword index and record, no chunking.
 * ``ragkit RAG.add``: ``RAG(folder, embedder=...).add(documents)``, end to end.
@@ -78,7 +78,10 @@ def raw_encode(embedder: Embedder) -> Callable[[list[str]], Any]:
         def encode(texts: list[str]) -> Any:
             with embedder._autocast(len(texts)):  # the embedder's own precision
                 return model.encode(
-                    texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
+                    texts,
+                    batch_size=embedder.batch_size,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
                 )
 
         return encode

@@ -65,7 +65,8 @@ class SentenceTransformerEmbedder:
             model name (the canonical hub name for the bundled model, since the weights
             are the same).
         device: torch device, ``"cpu"`` by default (ragkit never needs a GPU).
-        batch_size: texts per forward pass.
+        batch_size: texts per forward pass (32 embedded SciFact chunks 4-10 % faster
+            than 64 in float32 and bfloat16, and 128 or more was slower still).
         query_prefix: prepended to queries (e.g. ``"query: "`` for E5 models).
         document_prefix: prepended to documents (e.g. ``"passage: "``).
         model_kwargs: passed to ``SentenceTransformer`` as keyword arguments.
@@ -86,7 +87,7 @@ class SentenceTransformerEmbedder:
         *,
         model_id: str | None = None,
         device: str = "cpu",
-        batch_size: int = 64,
+        batch_size: int = 32,
         query_prefix: str = "",
         document_prefix: str = "",
         model_kwargs: dict[str, Any] | None = None,
