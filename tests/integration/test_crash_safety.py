@@ -37,7 +37,7 @@ from ragkit.testing import FakeEmbedder
 pytestmark = pytest.mark.integration
 
 SEED = int(os.environ.get("RAGKIT_CRASH_SEED", "20261122"))
-TRIALS = {"faiss": 8, "memory": 8, "chroma": 8}
+TRIALS = {"faiss": 20, "memory": 8, "chroma": 20}
 FILES = 40
 # Files over WINDOW bytes are streamed in windows of about WINDOW characters: big.txt
 # (about 15,000) and the longest of the small ones; the rest go through batches.
