@@ -3,7 +3,8 @@
 A loaded source is *planned* (its chunks compared with what the store and the record
 hold, the write it needs queued); queued sources are *flushed* together: embedded, then
 marked pending in the record, written to the store and the keyword index, and marked
-done (see :mod:`ragkit.indexing.record` for the protocol a crash is repaired from).
+done (see :mod:`ragkit.indexing.record` for the protocol a crash is repaired from;
+:mod:`ragkit.indexing._writer` runs the writes beside the next batch's embedding).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ragkit.indexing.record import Change, RecordEntry
 from ragkit.indexing.repair import held_ids
@@ -20,7 +21,7 @@ from ragkit.types import Chunk, Document, FileIssue, IndexReport
 if TYPE_CHECKING:
     from ragkit.indexing.indexer import Indexer
 
-__all__ = ["Pending", "Tally", "flush", "plan", "remove"]
+__all__ = ["Pending", "Tally", "embed", "plan", "remove", "write"]
 
 
 @dataclass
@@ -103,17 +104,27 @@ def plan(
     return len(fresh)
 
 
-def flush(indexer: Indexer, pending: list[Pending], tally: Tally, settings: str) -> None:
-    """Embed and write the queued sources as one batch, tally them, empty the queue."""
-    if not pending:
-        return
+def embed(indexer: Indexer, pending: list[Pending]) -> tuple[list[Chunk], Any]:
+    """The chunks the queued sources add, and their vectors (None when there are none)."""
     new = [c for p in pending for c in p.chunks]
     # Embed before anything is marked pending: a crash here leaves the kb as it
     # was, and the vectors already computed stay in the embedding cache.
-    vectors = indexer.embedder.embed_documents([c.text for c in new]) if new else None
-    stale = sorted({i for p in pending for i in set(p.previous) - set(p.wanted)})
+    return new, indexer.embedder.embed_documents([c.text for c in new]) if new else None
+
+
+def write(
+    indexer: Indexer,
+    batch: Sequence[Pending],
+    *,
+    new: Sequence[Chunk],
+    vectors: Any,
+    tally: Tally,
+    settings: str,
+) -> None:
+    """Write one embedded batch under the record's protocol, and tally it."""
+    stale = sorted({i for p in batch for i in set(p.previous) - set(p.wanted)})
     indexer.record.begin(
-        [Change(p.source, p.content_hash, settings, p.wanted, p.previous) for p in pending]
+        [Change(p.source, p.content_hash, settings, p.wanted, p.previous) for p in batch]
     )
     with indexer.write_guard():
         if new:
@@ -125,12 +136,11 @@ def flush(indexer: Indexer, pending: list[Pending], tally: Tally, settings: str)
             indexer.store.delete(stale)
             if indexer.keyword is not None:
                 indexer.keyword.delete(stale)
-        indexer.record.finish(done=[p.source for p in pending])
-    for p in pending:
+        indexer.record.finish(done=[p.source for p in batch])
+    for p in batch:
         tally.chunks_added += len(p.chunks)
         tally.chunks_deleted += len(set(p.previous) - set(p.wanted))
         (tally.updated if p.existed else tally.added).append(p.source)
-    pending.clear()
 
 
 def remove(indexer: Indexer, sources: Sequence[str]) -> int:
