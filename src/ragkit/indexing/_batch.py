@@ -3,8 +3,7 @@
 A loaded source is *planned* (its chunks compared with what the store and the record
 hold, the write it needs queued); queued sources are *flushed* together: embedded, then
 marked pending in the record, written to the store and the keyword index, and marked
-done (see :mod:`ragkit.indexing.record` for the protocol a crash is repaired from;
-:mod:`ragkit.indexing._writer` runs the writes beside the next batch's embedding).
+done (see :mod:`ragkit.indexing.record` for the protocol a crash is repaired from).
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ragkit.indexing.record import Change, RecordEntry
 from ragkit.indexing.repair import held_ids
@@ -21,7 +20,7 @@ from ragkit.types import Chunk, Document, FileIssue, IndexReport
 if TYPE_CHECKING:
     from ragkit.indexing.indexer import Indexer
 
-__all__ = ["Pending", "Tally", "embed", "plan", "remove", "write"]
+__all__ = ["Pending", "Tally", "flush", "plan", "remove"]
 
 
 @dataclass
@@ -104,27 +103,17 @@ def plan(
     return len(fresh)
 
 
-def embed(indexer: Indexer, pending: list[Pending]) -> tuple[list[Chunk], Any]:
-    """The chunks the queued sources add, and their vectors (None when there are none)."""
+def flush(indexer: Indexer, pending: list[Pending], tally: Tally, settings: str) -> None:
+    """Embed and write the queued sources as one batch, tally them, empty the queue."""
+    if not pending:
+        return
     new = [c for p in pending for c in p.chunks]
     # Embed before anything is marked pending: a crash here leaves the kb as it
     # was, and the vectors already computed stay in the embedding cache.
-    return new, indexer.embedder.embed_documents([c.text for c in new]) if new else None
-
-
-def write(
-    indexer: Indexer,
-    batch: Sequence[Pending],
-    *,
-    new: Sequence[Chunk],
-    vectors: Any,
-    tally: Tally,
-    settings: str,
-) -> None:
-    """Write one embedded batch under the record's protocol, and tally it."""
-    stale = sorted({i for p in batch for i in set(p.previous) - set(p.wanted)})
+    vectors = indexer.embedder.embed_documents([c.text for c in new]) if new else None
+    stale = sorted({i for p in pending for i in set(p.previous) - set(p.wanted)})
     indexer.record.begin(
-        [Change(p.source, p.content_hash, settings, p.wanted, p.previous) for p in batch]
+        [Change(p.source, p.content_hash, settings, p.wanted, p.previous) for p in pending]
     )
     with indexer.write_guard():
         if new:
@@ -136,11 +125,12 @@ def write(
             indexer.store.delete(stale)
             if indexer.keyword is not None:
                 indexer.keyword.delete(stale)
-        indexer.record.finish(done=[p.source for p in batch])
-    for p in batch:
+        indexer.record.finish(done=[p.source for p in pending])
+    for p in pending:
         tally.chunks_added += len(p.chunks)
         tally.chunks_deleted += len(set(p.previous) - set(p.wanted))
         (tally.updated if p.existed else tally.added).append(p.source)
+    pending.clear()
 
 
 def remove(indexer: Indexer, sources: Sequence[str]) -> int:

@@ -9,9 +9,8 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
-from ragkit.indexing._batch import Pending, Tally, plan, remove
+from ragkit.indexing._batch import Pending, Tally, flush, plan, remove
 from ragkit.indexing._sources import candidates, content_hash, document_hash
-from ragkit.indexing._writer import BatchWriter
 from ragkit.indexing.record import IndexRecord, RecordEntry, settings_hash
 from ragkit.indexing.repair import adopt_store, repair_pending
 from ragkit.indexing.streamed import write_streamed
@@ -226,34 +225,28 @@ class Indexer:
         found = candidates(
             self, sources, include=include, exclude=exclude, tally=tally, settings=settings
         )
-        writer = BatchWriter(self, tally, settings)
-        try:
-            for done, (source, digest, docs, windows) in enumerate(found, 1):
-                if windows is not None:  # a big file: its own writes, a window at a time
-                    writer.flush(pending)
-                    writer.wait()
+        for done, (source, digest, docs, windows) in enumerate(found, 1):
+            if windows is not None:  # a big file: its own writes, a window at a time
+                flush(self, pending, tally, settings)
+                queued = 0
+                write_streamed(
+                    self, source, digest=digest, windows=windows, settings=settings, tally=tally
+                )
+            elif docs is None:
+                tally.unchanged.append(source)
+            else:
+                queued += plan(
+                    self,
+                    source,
+                    digest=digest,
+                    docs=docs,
+                    settings=settings,
+                    pending=pending,
+                    tally=tally,
+                )
+                if queued >= self.batch_size:
+                    flush(self, pending, tally, settings)
                     queued = 0
-                    write_streamed(
-                        self, source, digest=digest, windows=windows, settings=settings, tally=tally
-                    )
-                elif docs is None:
-                    tally.unchanged.append(source)
-                else:
-                    queued += plan(
-                        self,
-                        source,
-                        digest=digest,
-                        docs=docs,
-                        settings=settings,
-                        pending=pending,
-                        tally=tally,
-                    )
-                    if queued >= self.batch_size:
-                        writer.flush(pending)
-                        queued = 0
-                if progress is not None:
-                    progress(source, done)
-            writer.flush(pending)
-            writer.wait()
-        finally:
-            writer.close()
+            if progress is not None:
+                progress(source, done)
+        flush(self, pending, tally, settings)
