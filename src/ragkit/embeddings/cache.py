@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from ragkit.embeddings._wrapper import WrappedEmbedder
 from ragkit.errors import ConfigurationError
 from ragkit.protocols import Embedder
 
@@ -21,7 +22,7 @@ def _text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class CachedEmbedder:
+class CachedEmbedder(WrappedEmbedder):
     """Wraps an embedder with a cache keyed by (model id, text hash).
 
     With a ``path`` the cache is a SQLite file and survives restarts (and crashes: a
@@ -57,17 +58,6 @@ class CachedEmbedder:
                 " PRIMARY KEY (model_id, text_sha256))"
             )
             self._db.commit()
-
-    @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    def embed_query(self, text: str) -> NDArray[np.float32]:
-        return self.inner.embed_query(text)
 
     def _lookup(self, keys: list[str]) -> dict[str, NDArray[np.float32]]:
         if self._db is None:

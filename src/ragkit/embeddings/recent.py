@@ -15,12 +15,13 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from ragkit.embeddings._wrapper import WrappedEmbedder
 from ragkit.protocols import Embedder
 
 __all__ = ["RecentVectors"]
 
 
-class RecentVectors:
+class RecentVectors(WrappedEmbedder):
     """An embedder that remembers the vectors of the last ``size`` texts, in memory.
 
     RAG gives one to its extractive generator and its citation verifier: both embed the
@@ -45,17 +46,6 @@ class RecentVectors:
         self.size = size
         self._vectors: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
         self._lock = threading.Lock()
-
-    @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    def embed_query(self, text: str) -> NDArray[np.float32]:
-        return self.inner.embed_query(text)
 
     def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
         found: dict[str, NDArray[np.float32]] = {}
