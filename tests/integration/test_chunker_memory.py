@@ -26,15 +26,9 @@ SCRIPT = textwrap.dedent(
     """
     import json
     from ragkit.chunking import RecursiveChunker
+    from ragkit.testing.memory import reset_peak, status_mb
     from ragkit.types import Document
 
-    def status_mb(key):  # VmRSS: resident now; VmHWM: peak since the last reset
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith(key)) / 1024
-
-    def reset_peak():
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
 
     chunker = RecursiveChunker()  # the defaults: 160 cl100k tokens, 24 of overlap
     chunker.split(Document(text="warm up the tokenizer " * 100, source="warm.txt"))

@@ -116,6 +116,7 @@ SCRIPT = textwrap.dedent(
     from ragkit.chunking import RecursiveChunker
     from ragkit.loaders import AutoLoader, PdfLoader
     from ragkit.stores import FaissStore
+    from ragkit.testing.memory import reset_peak, status_mb
 
     class CheapEmbedder:  # embedding is not what this test measures: keep it free
         model_id, dimension = "cheap-8", 8
@@ -128,13 +129,6 @@ SCRIPT = textwrap.dedent(
         def embed_query(self, text):
             return self.embed_documents([text])[0]
 
-    def status_mb(key):  # VmRSS: resident now; VmHWM: peak since the last reset
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith(key)) / 1024
-
-    def reset_peak():
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
 
     kb, folder, password, big, warm = sys.argv[1:6]
     loader = AutoLoader({"pdf": PdfLoader(password=password)}) if password else None
