@@ -22,6 +22,10 @@ system's median chunks/s and its median ratio to raw encode in the same round.
     python bench/ingest.py --data ../shared/bench/scifact --backend torch --limit 2000
     python bench/ingest.py --data ../shared/bench/scifact --backend torch-fp32 --limit 2000
     python bench/ingest.py --data ../shared/bench/scifact --backend onnx --limit 2000
+    python bench/ingest.py --data ../shared/bench/scifact --backend torch --limit 2000 --store faiss
+
+``--store faiss`` puts ragkit's chunks in a ``FaissStore`` instead of ``RAG``'s default
+Chroma, to separate Chroma's own write cost from the rest of the pipeline.
 
 ``--scifact KB`` instead indexes the whole corpus into a new folder KB with ``RAG``'s
 defaults and the chosen backend, times it, and scores the test queries (nDCG@10,
@@ -103,7 +107,11 @@ def corpus(data: Path, limit: int | None) -> tuple[list[Document], list[Chunk]]:
 
 
 def systems(
-    embedder: Embedder, documents: list[Document], chunks: list[Chunk], work: Path
+    embedder: Embedder,
+    documents: list[Document],
+    chunks: list[Chunk],
+    work: Path,
+    store: str = "chroma",
 ) -> dict[str, Callable[[], None]]:
     texts = [c.text for c in chunks]
     encode = raw_encode(embedder)
@@ -113,12 +121,12 @@ def systems(
         return Path(tempfile.mkdtemp(prefix=name + "-", dir=work))
 
     def ragkit_chunks() -> None:
-        with RAG(fresh("chunks"), embedder=embedder, chunker=precomputed) as rag:
+        with RAG(fresh("chunks"), embedder=embedder, chunker=precomputed, store=store) as rag:
             report = rag.add(documents)
         assert report.chunks_added == len(chunks), report
 
     def ragkit_add() -> None:
-        with RAG(fresh("add"), embedder=embedder) as rag:
+        with RAG(fresh("add"), embedder=embedder, store=store) as rag:
             report = rag.add(documents)
         assert report.chunks_added == len(chunks), report
 
@@ -151,7 +159,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     embedder = make_embedder(args.backend, args.threads)
     raw_encode(embedder)(["warm up"])
     work = Path(tempfile.mkdtemp(prefix="ragkit-ingest-"))
-    runs = systems(embedder, documents, chunks, work)
+    runs = systems(embedder, documents, chunks, work, args.store)
     times: dict[str, list[float]] = {name: [] for name in runs}
     loads: list[float] = []
     for round_ in range(args.rounds):
@@ -187,6 +195,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     print(f"ragkit RAG.add vs langchain: {lc / statistics.median(times['ragkit RAG.add']):.2f}x")
     return {
         "backend": args.backend,
+        "store": args.store,
         "embedder": repr(embedder),
         "model_id": embedder.model_id,
         "documents": len(documents),
@@ -202,7 +211,7 @@ def scifact(args: argparse.Namespace) -> dict[str, Any]:
     embedder = make_embedder(args.backend, args.threads)
     load = os.getloadavg()[0]
     began = time.perf_counter()
-    with RAG(args.scifact, embedder=embedder) as rag:
+    with RAG(args.scifact, embedder=embedder, store=args.store) as rag:
         report = rag.add(list(dataset.corpus()))
         count = rag.store.count()
     seconds = time.perf_counter() - began
@@ -218,6 +227,7 @@ def scifact(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{mode}: nDCG@10 {scores[mode]:.4f}", flush=True)
     return {
         "backend": args.backend,
+        "store": args.store,
         "embedder": repr(embedder),
         "model_id": embedder.model_id,
         "chunks": count,
@@ -233,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/bench/scifact"))
     parser.add_argument("--backend", choices=("torch", "torch-fp32", "onnx"), default="torch")
+    parser.add_argument(
+        "--store", choices=("chroma", "faiss"), default="chroma", help="ragkit's store"
+    )
     parser.add_argument("--threads", type=int, help="encode threads (default: the backend's)")
     parser.add_argument("--limit", type=int, help="chunks to use (whole documents; all if unset)")
     parser.add_argument("--rounds", type=int, default=2, help="turns per system")
