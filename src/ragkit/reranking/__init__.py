@@ -11,5 +11,6 @@
 from ragkit.reranking.bm25 import BM25Reranker
 from ragkit.reranking.cross_encoder import CrossEncoderReranker
 from ragkit.reranking.mmr import MMRReranker
+from ragkit.reranking.query_likelihood import QueryLikelihoodReranker
 
-__all__ = ["BM25Reranker", "CrossEncoderReranker", "MMRReranker"]
+__all__ = ["BM25Reranker", "CrossEncoderReranker", "MMRReranker", "QueryLikelihoodReranker"]

@@ -7,24 +7,13 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-import numpy as np
-from numpy.typing import NDArray
-
 from ragkit.errors import ConfigurationError
+from ragkit.reranking._mix import mix_scores
 from ragkit.types import ScoredChunk
 
 __all__ = ["BM25Reranker"]
 
 logger = logging.getLogger(__name__)
-
-
-def _standardize(values: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Zero mean, unit variance; all zeros when the values are all equal."""
-    spread = float(values.std())
-    if spread == 0.0 or not math.isfinite(spread):
-        return np.zeros_like(values)
-    standardized: NDArray[np.float64] = (values - values.mean()) / spread
-    return standardized
 
 
 class BM25Reranker:
@@ -113,9 +102,7 @@ class BM25Reranker:
         """
         if k <= 0 or not hits:
             return []
-        lexical = np.asarray(self.bm25(query, [h.chunk.text for h in hits]), dtype=np.float64)
-        retrieved = np.asarray([h.score for h in hits], dtype=np.float64)
-        mixed = (1.0 - self.weight) * _standardize(retrieved) + self.weight * _standardize(lexical)
-        order = sorted(range(len(hits)), key=lambda i: (-mixed[i], i))[:k]
-        logger.debug("bm25 rerank %r: %d hits -> %d", query, len(hits), len(order))
-        return [ScoredChunk(hits[i].chunk, float(mixed[i])) for i in order]
+        lexical = self.bm25(query, [h.chunk.text for h in hits])
+        ranked = mix_scores(hits, lexical, self.weight, k)
+        logger.debug("bm25 rerank %r: %d hits -> %d", query, len(hits), len(ranked))
+        return ranked

