@@ -120,3 +120,21 @@ def test_smollm2_finds_the_passage_that_answers() -> None:
     for question, source in questions.items():
         ranked = reranker.rerank(question, hits, 4)
         assert ranked[0].chunk.source == source, (question, [h.chunk.source for h in ranked])
+
+
+def test_scores_are_remembered_per_question_and_passage(tiny_model_dir: Path) -> None:
+    reranker = QueryLikelihoodReranker(tiny_model_dir, precision="float32")
+    calls: list[list[str]] = []
+    compute = reranker._compute
+
+    def counting(query: str, texts: list[str]) -> list[float]:
+        calls.append(list(texts))
+        return compute(query, texts)
+
+    reranker._compute = counting  # type: ignore[method-assign]
+    first = reranker.score("q?", TEXTS[:2])
+    again = reranker.score("q?", [TEXTS[1], TEXTS[2], TEXTS[1]])
+    other = reranker.score("another?", TEXTS[:1])
+    assert calls == [TEXTS[:2], [TEXTS[2]], TEXTS[:1]]
+    assert again[0] == first[1] == again[2]
+    assert other[0] != first[0]

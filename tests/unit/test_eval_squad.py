@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -308,3 +309,42 @@ def test_cli_writes_json_and_prints_the_table(
     assert "3 questions (seeded sample, seed 1)" in printed
     assert "citation precision" in printed
     assert str(out) in printed
+
+
+def test_cli_rerank_records_the_reranker_and_its_candidates(
+    squad_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ragkit.embeddings
+    import ragkit.reranking
+
+    seen: list[int] = []
+
+    class LengthLikelihood(ragkit.reranking.QueryLikelihoodReranker):
+        """Scores longer passages higher; records how many candidates it was given."""
+
+        def __init__(self, model: str | None = None) -> None:
+            super().__init__("length-model")
+
+        def score(self, query: str, texts: Sequence[str]) -> list[float]:
+            seen.append(len(texts))
+            return [float(len(t)) for t in texts]
+
+    monkeypatch.setattr(ragkit.embeddings, "SentenceTransformerEmbedder", FakeEmbedder)
+    monkeypatch.setattr(ragkit.reranking, "QueryLikelihoodReranker", LengthLikelihood)
+    out = tmp_path / "squad.json"
+    argv = ["eval", "squad", str(squad_file), "--k", "1", "--rerank", "--output", str(out)]
+    assert main(argv) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert "length-model" in data["reranker"]
+    assert data["fetch_k"] == 1
+    # the answer's reranker call gets the k chunks (not RetrievalQA's 4 * k); the gold
+    # ranking asks for 3 * k, all 2 chunks of this corpus
+    assert set(seen) == {1, 2}
+    seen.clear()
+    assert main([*argv, "--fetch-k", "2"]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["fetch_k"] == 2
+    assert set(seen) == {2}
+
+
+def test_cli_fetch_k_needs_rerank(squad_file: Path) -> None:
+    assert main(["eval", "squad", str(squad_file), "--fetch-k", "8"]) == 2

@@ -38,6 +38,19 @@ def add_squad_parser(benchmarks: Any) -> None:
         type=int,
         help="CPU threads for --llm (default: llama.cpp's choice; fewer on a busy machine)",
     )
+    squad.add_argument(
+        "--rerank",
+        nargs="?",
+        const="",
+        metavar="MODEL",
+        help="re-rank the retrieved chunks by how likely a local language model finds the "
+        "question after each (QueryLikelihoodReranker; default model: the bundled SmolLM2)",
+    )
+    squad.add_argument(
+        "--fetch-k",
+        type=int,
+        help="candidates retrieved for --rerank to order (default: --k, one forward pass each)",
+    )
     squad.add_argument("--sample", type=int, help="ask a seeded random sample of N questions")
     squad.add_argument("--seed", type=int, default=0, help="seed of the sample (0)")
     squad.add_argument("--k", type=int, default=5, help="chunks per answer (5)")
@@ -52,13 +65,15 @@ def run_squad(args: argparse.Namespace) -> int:
     import ragkit
     from ragkit.errors import ConfigurationError
     from ragkit.eval import SquadDataset, evaluate_answers
-    from ragkit.protocols import Generator
+    from ragkit.protocols import Generator, Reranker
     from ragkit.rag import RAG
 
     if args.k <= 0:
         raise ConfigurationError("--k must be positive")
     if args.sample is not None and args.sample <= 0:
         raise ConfigurationError("--sample must be positive")
+    if args.fetch_k is not None and (args.rerank is None or args.fetch_k < args.k):
+        raise ConfigurationError("--fetch-k needs --rerank and must be at least --k")
     dataset = SquadDataset(args.path)
     documents, questions = dataset.read()
     generator: Generator | None = None
@@ -66,8 +81,14 @@ def run_squad(args: argparse.Namespace) -> int:
         from ragkit.generation.llamacpp import LlamaCppGenerator
 
         generator = LlamaCppGenerator(args.llm or None, n_threads=args.threads)
+    reranker: Reranker | None = None
+    if args.rerank is not None:
+        from ragkit.reranking import QueryLikelihoodReranker
 
-    with RAG(args.kb, generator=generator) as rag:
+        reranker = QueryLikelihoodReranker(args.rerank or None)
+
+    with RAG(args.kb, generator=generator, reranker=reranker) as rag:
+        rag.qa.fetch_k = args.fetch_k or args.k
         index = index_documents(rag, documents)
         index["chunks"] = rag.store.count()
         total = min(args.sample or len(questions), len(questions))
@@ -98,6 +119,8 @@ def run_squad(args: argparse.Namespace) -> int:
         "embedder": embedder,
         "store": store,
         "retrieval_method": retrieval,
+        "reranker": None if reranker is None else repr(reranker),
+        "fetch_k": args.fetch_k or args.k if reranker is not None else None,
         "verifier": None
         if verifier is None
         else {
@@ -116,7 +139,8 @@ def run_squad(args: argparse.Namespace) -> int:
     if args.sample is not None:
         asked += f" (seeded sample, seed {args.seed})"
     print(f"{dataset.name}: {asked}, {index['documents']} paragraphs, {index['chunks']} chunks")
-    print(f"{model}, {embedder}, {store} store, {retrieval} retrieval, k={args.k}")
+    reranked = "" if reranker is None else f", {reranker!r} over {args.fetch_k or args.k}"
+    print(f"{model}, {embedder}, {store} store, {retrieval} retrieval{reranked}, k={args.k}")
     rows = [(name, f"{value:.4f}") for name, value in report.metrics().items()]
     rows += [
         ("latency mean", f"{report.latency_mean_ms:.0f} ms"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +22,10 @@ logger = logging.getLogger(__name__)
 
 #: The prompt the question is scored after; ``{passage}`` is replaced by the chunk text.
 DEFAULT_TEMPLATE = "Passage: {passage}\nPlease write a question based on this passage.\nQuestion:"
+
+#: (question, passage) scores kept, so a retrieve followed by an ask of the same question
+#: (``ragkit eval squad`` does this) runs the model once per passage.
+_MEMO_SIZE = 1024
 
 Precision = Literal["auto", "float32", "bfloat16"]
 _PRECISIONS = ("auto", "float32", "bfloat16")
@@ -105,6 +111,8 @@ class QueryLikelihoodReranker:
         self.precision = precision
         self.device = device
         self._loaded: tuple[Any, Any] | None = None
+        self._memo: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._memo_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Load the model now instead of on first use."""
@@ -148,7 +156,24 @@ class QueryLikelihoodReranker:
         return self.precision == "bfloat16"
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
-        """Mean log-probability of the question's tokens after each text, in order."""
+        """Mean log-probability of the question's tokens after each text, in order.
+
+        The last 1,024 (question, text) scores are remembered and not computed again.
+        """
+        with self._memo_lock:
+            known = {t: self._memo[(query, t)] for t in texts if (query, t) in self._memo}
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = dict(zip(missing, self._compute(query, missing), strict=True))
+            with self._memo_lock:
+                for text, value in fresh.items():
+                    self._memo[(query, text)] = value
+                while len(self._memo) > _MEMO_SIZE:
+                    self._memo.popitem(last=False)
+            known.update(fresh)
+        return [known[t] for t in texts]
+
+    def _compute(self, query: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
         tokenizer, model = self._load()
