@@ -31,30 +31,54 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    folder = tmp_path_factory.mktemp("tiny-llama")
+def _tiny_model(folder: Path, kind: str) -> Path:
+    """A seeded random causal LM with MiniLM's tokenizer: Llama (rotary positions) or
+    GPT-2 (learned absolute positions, so padding must not shift them)."""
+    import torch
+    import transformers
+
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(bundled_minilm_path()))
-    config = transformers.LlamaConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-    )
     torch.manual_seed(0)
-    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    if kind == "llama":
+        config = transformers.LlamaConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+        )
+        model = transformers.LlamaForCausalLM(config)
+    else:
+        config = transformers.GPT2Config(
+            vocab_size=tokenizer.vocab_size, n_positions=512, n_embd=32, n_layer=2, n_head=4
+        )
+        model = transformers.GPT2LMHeadModel(config)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
 
-def test_batched_scores_equal_single_scores(tiny_model_dir: Path) -> None:
-    batched = QueryLikelihoodReranker(tiny_model_dir, batch_size=8, precision="float32")
-    single = QueryLikelihoodReranker(tiny_model_dir, batch_size=1, precision="float32")
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("transformers")
+    return _tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("transformers")
+    return _tiny_model(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_batched_scores_equal_single_scores(
+    kind: str, tiny_model_dir: Path, tiny_gpt2_dir: Path
+) -> None:
+    folder = tiny_model_dir if kind == "llama" else tiny_gpt2_dir
+    batched = QueryLikelihoodReranker(folder, batch_size=8, precision="float32")
+    single = QueryLikelihoodReranker(folder, batch_size=1, precision="float32")
     question = "How long before a request times out?"
     together = batched.score(question, TEXTS)
     alone = [single.score(question, [text])[0] for text in TEXTS]
