@@ -84,6 +84,7 @@ def test_batched_scores_equal_single_scores(
     alone = [single.score(question, [text])[0] for text in TEXTS]
     assert together == pytest.approx(alone, abs=1e-5)
     assert len(set(together)) == 3  # the passages really differ
+    assert not batched._load()[1].training  # no dropout (GPT-2 has 0.1) while scoring
 
 
 def test_score_is_the_mean_log_probability_of_the_question(tiny_model_dir: Path) -> None:

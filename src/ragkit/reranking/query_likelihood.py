@@ -147,7 +147,7 @@ class QueryLikelihoodReranker:
                 f"Could not load language model {self.model!r}: {exc}. Pass a GGUF file "
                 "or a local model folder (hub names need network access)."
             ) from exc
-        return tokenizer, model.to(self.device).eval()
+        return tokenizer, model.to(self.device)  # from_pretrained leaves it in eval mode
 
     def _bf16(self) -> bool:
         if self.precision == "auto":
