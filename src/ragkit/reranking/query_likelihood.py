@@ -8,10 +8,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ragkit._deps import INSTALL_SMOLLM2, default_model_path, require
 from ragkit._models import shared_model
+from ragkit.embeddings.sentence_transformers import PRECISIONS, Precision
 from ragkit.errors import ConfigurationError
 from ragkit.reranking._mix import mix_scores
 from ragkit.types import ScoredChunk
@@ -26,9 +27,6 @@ DEFAULT_TEMPLATE = "Passage: {passage}\nPlease write a question based on this pa
 #: (question, passage) scores kept, so a retrieve followed by an ask of the same question
 #: (``ragkit eval squad`` does this) runs the model once per passage.
 _MEMO_SIZE = 1024
-
-Precision = Literal["auto", "float32", "bfloat16"]
-_PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 class QueryLikelihoodReranker:
@@ -90,9 +88,9 @@ class QueryLikelihoodReranker:
             raise ConfigurationError("template must contain '{passage}' exactly once")
         if max_passage_tokens <= 0 or batch_size <= 0:
             raise ConfigurationError("max_passage_tokens and batch_size must be positive")
-        if precision not in _PRECISIONS:
+        if precision not in PRECISIONS:
             raise ConfigurationError(
-                f"precision must be one of {', '.join(map(repr, _PRECISIONS))}, got {precision!r}"
+                f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}"
             )
         if model is None:
             found = default_model_path()
