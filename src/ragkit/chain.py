@@ -54,6 +54,8 @@ class RetrievalQA:
     ) -> None:
         if k <= 0:
             raise ConfigurationError(f"k must be positive, got {k}")
+        if fetch_k is not None and fetch_k <= 0:
+            raise ConfigurationError(f"fetch_k must be positive, got {fetch_k}")
         self.retriever = retriever
         self.generator = generator
         self.reranker = reranker

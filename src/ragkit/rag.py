@@ -81,6 +81,9 @@ class RAG:
         retriever: replaces the default retriever (``retrieval`` is then ignored).
         generator: default :class:`~ragkit.generation.ExtractiveGenerator`.
         reranker: optional re-ranking of retrieved chunks.
+        fetch_k: with a reranker, how many chunks are retrieved for it to order
+            (default ``4 * k``; ``k`` keeps a model-based reranker's cost at ``k``
+            calls).
         verify: check every claim of an answer against the retrieved passages, quote the
             supporting sentences, flag unsupported claims, and refuse when nothing
             retrieved is relevant enough (:class:`~ragkit.verification.CitationVerifier`).
@@ -104,6 +107,7 @@ class RAG:
         retriever: Retriever | None = None,
         generator: Generator | None = None,
         reranker: Reranker | None = None,
+        fetch_k: int | None = None,
         retrieval: Retrieval = "hybrid",
         keyword_scope: str = "auto",
         verify: bool = True,
@@ -170,7 +174,9 @@ class RAG:
             from ragkit.verification import CitationVerifier
 
             verifier = CitationVerifier(answer_embedder)
-        self.qa = RetrievalQA(retriever, generator, reranker, verifier=verifier, k=k)
+        self.qa = RetrievalQA(
+            retriever, generator, reranker, verifier=verifier, k=k, fetch_k=fetch_k
+        )
         self._manifest = manifest or Manifest(
             embedder_model=self.embedder.model_id,
             store=self.store_name,

@@ -70,6 +70,8 @@ def test_reranker_sees_fetch_k_candidates_and_keeps_k() -> None:
 def test_k_must_be_positive() -> None:
     with pytest.raises(ConfigurationError):
         RetrievalQA(ListRetriever([]), FakeGenerator(), k=0)
+    with pytest.raises(ConfigurationError, match="fetch_k"):
+        RetrievalQA(ListRetriever([]), FakeGenerator(), fetch_k=0)
     with pytest.raises(ConfigurationError):
         RetrievalQA(ListRetriever([]), FakeGenerator()).ask("q", k=0)
 

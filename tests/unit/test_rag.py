@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ragkit import RAG, Answer, Document
+from ragkit import RAG, Answer, Document, ScoredChunk
 from ragkit.chunking import RecursiveChunker
 from ragkit.errors import ConfigurationError, EmbedderMismatchError
 from ragkit.testing import FakeEmbedder, FakeGenerator
@@ -293,3 +293,28 @@ def test_keyword_scope_auto_is_the_default_and_spares_long_documents() -> None:
     hits = [h for h in rag.retrieve("okapis", k=10) if h.chunk.source == "long.txt"]
     assert len(hits) == 1
     assert "Okapis" in hits[0].chunk.text
+
+
+def test_fetch_k_reaches_the_reranker(tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    class Recording:
+        def rerank(self, query: str, hits: list[ScoredChunk], k: int) -> list[ScoredChunk]:
+            seen.append(len(hits))
+            return list(hits)[:k]
+
+    texts = [f"Note {i}: the parser handles case {i} of the grammar." for i in range(8)]
+    documents = [Document(text, f"n{i}.txt") for i, text in enumerate(texts)]
+    for fetch_k, expected in ((3, 3), (None, 4)):  # None: RetrievalQA's 4 * k
+        seen.clear()
+        with RAG(
+            tmp_path / f"kb-{fetch_k}",
+            store="memory",
+            embedder=FakeEmbedder(),
+            reranker=Recording(),
+            fetch_k=fetch_k,
+            k=1,
+        ) as rag:
+            rag.add(documents)
+            assert len(rag.retrieve("parser grammar case")) == 1
+        assert seen == [expected]

@@ -87,8 +87,8 @@ def run_squad(args: argparse.Namespace) -> int:
 
         reranker = QueryLikelihoodReranker(args.rerank or None)
 
-    with RAG(args.kb, generator=generator, reranker=reranker) as rag:
-        rag.qa.fetch_k = args.fetch_k or args.k
+    fetch_k = args.fetch_k or args.k
+    with RAG(args.kb, generator=generator, reranker=reranker, fetch_k=fetch_k) as rag:
         index = index_documents(rag, documents)
         index["chunks"] = rag.store.count()
         total = min(args.sample or len(questions), len(questions))
@@ -120,7 +120,7 @@ def run_squad(args: argparse.Namespace) -> int:
         "store": store,
         "retrieval_method": retrieval,
         "reranker": None if reranker is None else repr(reranker),
-        "fetch_k": args.fetch_k or args.k if reranker is not None else None,
+        "fetch_k": fetch_k if reranker is not None else None,
         "verifier": None
         if verifier is None
         else {
@@ -139,7 +139,7 @@ def run_squad(args: argparse.Namespace) -> int:
     if args.sample is not None:
         asked += f" (seeded sample, seed {args.seed})"
     print(f"{dataset.name}: {asked}, {index['documents']} paragraphs, {index['chunks']} chunks")
-    reranked = "" if reranker is None else f", {reranker!r} over {args.fetch_k or args.k}"
+    reranked = "" if reranker is None else f", {reranker!r} over {fetch_k}"
     print(f"{model}, {embedder}, {store} store, {retrieval} retrieval{reranked}, k={args.k}")
     rows = [(name, f"{value:.4f}") for name, value in report.metrics().items()]
     rows += [
