@@ -22,6 +22,7 @@ __all__ = [
     "Precision",
     "SentenceTransformerEmbedder",
     "bundled_minilm_path",
+    "uses_bf16",
 ]
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,21 @@ PRECISIONS: tuple[Precision, ...] = ("auto", "float32", "bfloat16")
 #: Calls with fewer texts run in float32: for a query or two, bfloat16's casts cost
 #: more than its faster matrix products save (docs/benchmarks/ingest.md).
 _MIN_BF16_TEXTS = 16
+
+
+def uses_bf16(precision: str, device: str) -> bool:
+    """Whether a model should run under bfloat16 autocast with this ``precision``.
+
+    ``"bfloat16"`` always; ``"auto"`` on a CPU that multiplies bfloat16 natively.
+
+    Raises:
+        ConfigurationError: ``precision`` is not one of :data:`PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigurationError(
+            f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}"
+        )
+    return precision == "bfloat16" or (precision == "auto" and device == "cpu" and native_bf16())
 
 
 def bundled_minilm_path() -> Path | None:
@@ -92,10 +108,7 @@ class SentenceTransformerEmbedder(PrefixedEncoder):
     ) -> None:
         if batch_size <= 0:
             raise ConfigurationError(f"batch_size must be positive, got {batch_size}")
-        if precision not in PRECISIONS:
-            raise ConfigurationError(
-                f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}"
-            )
+        bf16 = uses_bf16(precision, device)
         if model is None:
             bundled = bundled_minilm_path()
             if bundled is None:
@@ -115,9 +128,7 @@ class SentenceTransformerEmbedder(PrefixedEncoder):
         self.document_prefix = document_prefix
         self._model_kwargs = dict(model_kwargs or {})
         self.precision: Precision = precision
-        self.bf16 = precision == "bfloat16" or (
-            precision == "auto" and device == "cpu" and native_bf16()
-        )
+        self.bf16 = bf16
         self._model: Any = None
 
     @property

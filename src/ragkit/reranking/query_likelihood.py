@@ -12,7 +12,7 @@ from typing import Any
 
 from ragkit._deps import INSTALL_SMOLLM2, default_model_path, require
 from ragkit._models import shared_model
-from ragkit.embeddings.sentence_transformers import PRECISIONS, Precision
+from ragkit.embeddings.sentence_transformers import Precision, uses_bf16
 from ragkit.errors import ConfigurationError
 from ragkit.reranking._mix import mix_scores
 from ragkit.types import ScoredChunk
@@ -88,10 +88,7 @@ class QueryLikelihoodReranker:
             raise ConfigurationError("template must contain '{passage}' exactly once")
         if max_passage_tokens <= 0 or batch_size <= 0:
             raise ConfigurationError("max_passage_tokens and batch_size must be positive")
-        if precision not in PRECISIONS:
-            raise ConfigurationError(
-                f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}"
-            )
+        bf16 = uses_bf16(precision, device)
         if model is None:
             found = default_model_path()
             if found is None:
@@ -108,6 +105,7 @@ class QueryLikelihoodReranker:
         self.max_passage_tokens = max_passage_tokens
         self.batch_size = batch_size
         self.precision = precision
+        self.bf16 = bf16
         self.device = device
         self._loaded: tuple[Any, Any] | None = None
         self._memo: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -146,13 +144,6 @@ class QueryLikelihoodReranker:
                 "or a local model folder (hub names need network access)."
             ) from exc
         return tokenizer, model.to(self.device)  # from_pretrained leaves it in eval mode
-
-    def _bf16(self) -> bool:
-        if self.precision == "auto":
-            from ragkit.embeddings._cpu import native_bf16
-
-            return self.device == "cpu" and native_bf16()
-        return self.precision == "bfloat16"
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         """Mean log-probability of the question's tokens after each text, in order.
@@ -215,7 +206,7 @@ class QueryLikelihoodReranker:
         device = torch.device(self.device)
         with (
             torch.inference_mode(),
-            torch.autocast(device.type, dtype=torch.bfloat16, enabled=self._bf16()),
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16),
         ):
             output = model(
                 input_ids=ids.to(device),
