@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ragkit import RAG
+from ragkit.embeddings._wrapper import WrappedEmbedder
 from ragkit.protocols import Embedder
 from ragkit.testing import FakeEmbedder
 
@@ -79,27 +80,16 @@ WORDS = [
 ]
 
 
-class Counting:
+class Counting(WrappedEmbedder):
     """Counts the texts an embedder is asked to embed."""
 
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
         self.texts = 0
 
-    @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
     def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
         self.texts += len(texts)
         return self.inner.embed_documents(texts)
-
-    def embed_query(self, text: str) -> NDArray[np.float32]:
-        return self.inner.embed_query(text)
 
 
 def write_corpus(folder: Path, files: int, seed: int = 7) -> int:
