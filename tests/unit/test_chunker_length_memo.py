@@ -53,3 +53,17 @@ def test_changing_the_length_function_measures_afresh() -> None:
     wide = chunker.split(document("a.txt", 3))
     assert len(wide) > len(narrow)
     assert all(c.end - c.start <= 15 for c in wide)
+
+
+def test_long_pieces_that_never_repeat_do_not_flush_the_words() -> None:
+    length = CountingLength()
+    chunker = RecursiveChunker(chunk_size=30, chunk_overlap=5, length=length)
+    chunker.split(document("a.txt", 3))
+    # Over a MiB of distinct 40-character lines, each measured (and memoised) whole:
+    # more than the memo keeps, so it empties on the way.
+    lines = "\n".join(f"line {i:08d} " + "x" * 26 for i in range(30_000))
+    assert len(lines) > 2**20
+    chunker.split(Document(id="lines", source="lines.txt", text=lines))
+    length.calls.clear()
+    chunker.split(document("b.txt", 3))
+    assert not {piece.strip() for piece in length.calls} & set(WORDS)
