@@ -118,6 +118,8 @@ def test_llama_cpp_python_generate_and_stream(gguf: Path) -> None:
     call = FakeLlama.last.calls[0]
     assert call["max_tokens"] == 64
     assert call["temperature"] == 0.5
+    # by default the answer ends where a small model starts writing the next question
+    assert call["stop"] == ["\nQuestion:"]
     assert [m["role"] for m in call["messages"]] == ["system", "user"]
     assert "[1] (s1.md)\nParis is the capital of France." in call["messages"][1]["content"]
 

@@ -64,6 +64,8 @@ class LlamaCppGenerator:
             none). Those tokens include the end of the prompt, so a penalty also
             discourages repeating the question's words.
         stop: strings that end the answer when the model writes them (not included).
+            By default a new line starting "Question:": given one passage, SmolLM2
+            often answers and then goes on to write the next question itself.
         repeat_guard: stop as soon as the last this-many characters of the answer copy
             an earlier part of it, and drop the copy (see
             :class:`~ragkit.generation.repetition.RepeatGuard`); small models decoding
@@ -94,7 +96,7 @@ class LlamaCppGenerator:
         temperature: float = 0.0,
         seed: int | None = 0,
         repeat_penalty: float = 1.0,
-        stop: Sequence[str] = (),
+        stop: Sequence[str] = ("\nQuestion:",),
         repeat_guard: int = 48,
         n_threads: int | None = None,
         backend: Backend = "auto",
