@@ -228,18 +228,14 @@ class RecursiveChunker:
         if self._lengths[0] != key:
             self._lengths = (key, [{}, {}], [0, 0])
         _, caches, held = self._lengths
-        words = caches[0]
 
         def measure(piece: str) -> int:
-            n = words.get(piece)
-            if n is not None:
-                return n
             size = len(piece)
             if size > _CACHED_LENGTH:  # a big piece is measured once anyway
                 return count(piece)
             which = 0 if size <= _WORD_LENGTH else 1
             cache = caches[which]
-            n = cache.get(piece) if which else None
+            n = cache.get(piece)
             if n is None:
                 n = count(piece)
                 if held[which] > _CACHE_CHARS:  # bounded: a cache never holds the text
