@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from ingest import corpus, make_embedder, raw_encode
 
+from ragkit.stores._chroma_collection import make_client, open_collection
 from ragkit.stores.codec import chunk_to_json, encode_metadata, flat_fields
 from ragkit.types import Chunk
 
@@ -43,15 +44,9 @@ BATCH = 1024
 
 
 def collection(work: Path) -> Any:
-    import chromadb
-    from chromadb.config import Settings
-
-    client = chromadb.PersistentClient(
-        tempfile.mkdtemp(dir=work), settings=Settings(anonymized_telemetry=False)
-    )
-    return client.get_or_create_collection(
-        "bench", embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
-    )
+    """A new persistent collection, made and configured as ``ChromaStore`` makes its own."""
+    client = make_client(Path(tempfile.mkdtemp(dir=work)))
+    return open_collection(client, "bench", {"space": "cosine"}, None)[0]
 
 
 def writes(chunks: list[Chunk], work: Path) -> dict[str, Callable[[], None]]:
