@@ -1,0 +1,1 @@
+"""Knowledge-base backends: where chunks, vectors, keyword index, record and lock live."""
