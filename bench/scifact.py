@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from ragkit import RAG
-from ragkit._build import Retrieval, sync_keyword_index
+from ragkit._build import Retrieval
+from ragkit.backends.local import sync_keyword_index
 from ragkit.embeddings import bundled_minilm_path
 from ragkit.eval import BeirDataset, RetrievalReport, evaluate_retrieval
 from ragkit.eval.runner import percentile

@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ragkit import RAG, Document
-from ragkit._build import Retrieval, sync_keyword_index
+from ragkit._build import Retrieval
+from ragkit.backends.local import sync_keyword_index
 from ragkit.retrieval import KeywordIndex, Tokenizer
 from ragkit.retrieval.fusion import normalized_score_fusion, reciprocal_rank_fusion
 from ragkit.retrieval.tokenize import ENGLISH_STOPWORDS, LUCENE_STOPWORDS

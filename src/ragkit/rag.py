@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragkit._build import (
-    Retrieval,
-    build_retriever,
-    check_retrieval,
-    chunker_settings,
-    open_keyword_index,
-    open_store,
-    sentence_embedder,
-)
+from ragkit._build import Retrieval, check_retrieval, chunker_settings, sentence_embedder
+from ragkit.backends import LocalSettings, Settings, open_backend, parse_location
+from ragkit.backends.manifest import Manifest
 from ragkit.chain import RetrievalQA
-from ragkit.errors import ConfigurationError, KnowledgeBaseLockedError
+from ragkit.errors import KnowledgeBaseLockedError
 from ragkit.indexing.indexer import Indexer, Progress, Source
-from ragkit.indexing.lock import KnowledgeBaseLock, ReadWriteLock
-from ragkit.indexing.manifest import Manifest
-from ragkit.indexing.record import RECORD_NAME, IndexRecord
 from ragkit.protocols import (
     Chunker,
     Embedder,
@@ -37,6 +28,7 @@ from ragkit.protocols import (
 from ragkit.types import Answer, IndexReport, ScoredChunk
 
 if TYPE_CHECKING:
+    from ragkit.backends.base import KnowledgeBaseBackend, Record
     from ragkit.retrieval.keyword import KeywordIndex
 
 __all__ = ["RAG"]
@@ -59,13 +51,17 @@ class RAG:
         >>> print(rag.ask("How do I set a timeout?"))  # doctest: +SKIP
 
     Args:
-        path: the knowledge-base folder (created if missing). ``None`` keeps everything
-            in memory.
-        store: ``"chroma"``, ``"faiss"``, ``"memory"`` or a store object. By default
-            the backend the folder was built with, else Chroma (memory without a path).
+        path: where the knowledge base lives: a folder (created if missing; ``None``
+            keeps everything in memory), ``"postgresql://user@host/db?kb=name"``
+            (PostgreSQL with pgvector: chunks, keyword index, record and lock all in
+            the database, shared by any number of processes) or
+            ``"milvus://host:port?collection=name"``. See ``docs/deployment.md``.
+        store: for a folder: ``"chroma"``, ``"faiss"``, ``"memory"`` or a store object.
+            By default the backend the folder was built with, else Chroma (memory
+            without a path).
         embedder: any :class:`~ragkit.protocols.Embedder`; default MiniLM. Vectors are
             cached by (model id, text hash), in ``path/embeddings.sqlite`` when there is
-            a folder.
+            a folder (in memory for a database, which keeps no cache).
         chunker: default :class:`~ragkit.chunking.RecursiveChunker`.
         loader: default :class:`~ragkit.loaders.AutoLoader` (format by content).
         retrieval: what the default retriever uses: ``"hybrid"`` (dense and BM25
@@ -90,15 +86,16 @@ class RAG:
         k: chunks given to the generator per question.
 
     Writes (``add``, ``sync``, ``delete``) are incremental and crash safe, and hold the
-    folder's lock file (``path/.lock``): a second process writing the same folder gets
-    :class:`~ragkit.errors.KnowledgeBaseLockedError`. Reads need no lock; one object
-    serves ``ask``/``retrieve`` from many threads while it indexes, and a query sees
-    each indexed batch completely or not at all. See ``docs/updating.md``.
+    kb's writers' lock (a folder's ``path/.lock``: a second process writing the same
+    folder gets :class:`~ragkit.errors.KnowledgeBaseLockedError`; a database's advisory
+    lock, which a second writer waits for). Reads need no lock; one object serves
+    ``ask``/``retrieve`` from many threads while it indexes, and a query sees each
+    indexed batch completely or not at all. See ``docs/updating.md``.
     """
 
     def __init__(
         self,
-        path: str | Path | None = None,
+        path: str | os.PathLike[str] | Settings | None = None,
         *,
         store: str | VectorStore | None = None,
         embedder: Embedder | None = None,
@@ -115,16 +112,21 @@ class RAG:
         cache: bool = True,
     ) -> None:
         check_retrieval(retrieval)
-        self.path = Path(path) if path is not None else None
+        settings = parse_location(path)
+        self.path = settings.path if isinstance(settings, LocalSettings) else None
         self._lock = threading.RLock()
-        manifest = Manifest.read(self.path) if self.path else None
+        keyword = retriever is None and retrieval != "dense"
+        backend = open_backend(settings, store=store, keyword=keyword, keyword_scope=keyword_scope)
+        self.backend: KnowledgeBaseBackend = backend
+        self.location = backend.location
+        manifest = backend.read_manifest()
 
         if embedder is None:
             from ragkit.embeddings import SentenceTransformerEmbedder
 
             embedder = SentenceTransformerEmbedder()
-        if manifest is not None and self.path is not None:
-            manifest.check_embedder(embedder.model_id, self.path)
+        if manifest is not None:
+            manifest.check_embedder(embedder.model_id, self.location)
         # The generator and the verifier embed passage and answer sentences: not chunks,
         # so not cached in the kb; they share the vectors of one question in memory.
         answer_embedder = sentence_embedder(embedder)
@@ -134,20 +136,11 @@ class RAG:
             cache_file = self.path / "embeddings.sqlite" if self.path else None
             embedder = CachedEmbedder(embedder, cache_file)
         self.embedder: Embedder = embedder
-
-        recorded = manifest.store if manifest else None
-        if store is None or isinstance(store, str):
-            kind = store or recorded or ("chroma" if self.path else "memory")
-            if recorded and recorded not in ("custom", kind):
-                raise ConfigurationError(
-                    f"{self.path} holds a {recorded!r} store; open it with store={recorded!r} "
-                    "(or build a new knowledge base in another folder)"
-                )
-            self.store_name = kind
-            self.store: VectorStore = open_store(kind, self.path)
-        else:
-            self.store_name = "custom"
-            self.store = store
+        self.store_name = backend.name
+        self.store: VectorStore = backend.store
+        self.record: Record = backend.record
+        #: The folder's BM25 index (None for a database, which keeps its own).
+        self.keyword: KeywordIndex | None = getattr(backend, "keyword", None)
 
         if chunker is None:
             from ragkit.chunking import RecursiveChunker
@@ -158,17 +151,14 @@ class RAG:
 
             loader = AutoLoader()
         self.retrieval = "custom" if retriever is not None else retrieval
-        self.keyword: KeywordIndex | None = None
         if retriever is None:
-            if retrieval != "dense":
-                self.keyword = open_keyword_index(self.path, self.store, keyword_scope)
-            retriever = build_retriever(retrieval, self.embedder, self.store, self.keyword)
+            retriever = backend.retriever(retrieval, self.embedder)
         if generator is None:
             from ragkit.generation import ExtractiveGenerator
 
             generator = ExtractiveGenerator(embedder=answer_embedder)
         self.chunker = chunker
-        self.indexer = self._setup_writes(loader, chunker)
+        self.indexer = Indexer(loader, chunker, self.embedder, backend)
         verifier = None
         if verify:
             from ragkit.verification import CitationVerifier
@@ -185,43 +175,30 @@ class RAG:
         self._checked = False
         self._recover_if_free()
 
-    def _setup_writes(self, loader: Loader, chunker: Chunker) -> Indexer:
-        """The indexer, the record, the kb lock and the lock between readers and writes."""
-        self._rw = ReadWriteLock()
-        self._kb_lock = KnowledgeBaseLock(self.path) if self.path is not None else None
-        self.record = IndexRecord(self.path / RECORD_NAME if self.path is not None else None)
-        return Indexer(
-            loader,
-            chunker,
-            self.embedder,
-            self.store,
-            keyword=self.keyword,
-            record=self.record,
-            write_guard=self._rw.write,
-        )
-
     def _recover_if_free(self) -> None:
         """Repair an interrupted write now, unless another process is writing."""
         if not self.record.pending() and self.record.chunk_total() == self.store.count():
             return
         try:
-            with self._writing():
+            with self.backend.writing():
                 self.indexer.recover()
         except KnowledgeBaseLockedError:
-            logger.info("%s is being written by another process; not repairing", self.path)
-
-    def _writing(self) -> AbstractContextManager[None]:
-        return self._kb_lock.hold() if self._kb_lock is not None else nullcontext()
+            logger.info("%s is being written by another process; not repairing", self.location)
 
     def _prepare_write(self) -> None:
         """Check the embedder's dimension against the kb and record it, once."""
         if self._checked:
             return
         dimension = self.embedder.dimension
-        if self.path is not None:
-            self._manifest.check_dimension(dimension, self.path)
+        # Another process may have written the kb since this one opened it.
+        stored = self.backend.read_manifest()
+        if stored is not None:
+            stored.check_embedder(self.embedder.model_id, self.location)
+            self._manifest = stored
+        self._manifest.check_dimension(dimension, self.location)
+        if self._manifest.dimension != dimension or stored is None:
             self._manifest.dimension = dimension
-            self._manifest.write(self.path)
+            self.backend.write_manifest(self._manifest)
         self._checked = True
 
     def add(
@@ -247,7 +224,7 @@ class RAG:
                 flat.append(item)
             else:
                 flat.extend(item)
-        with self._lock, self._writing():
+        with self._lock, self.backend.writing():
             self._prepare_write()
             report = self.indexer.add(flat, include=include, exclude=exclude, progress=progress)
         logger.info("indexed: %s", report)
@@ -270,7 +247,7 @@ class RAG:
         Raises:
             KnowledgeBaseLockedError: another process is writing this knowledge base.
         """
-        with self._lock, self._writing():
+        with self._lock, self.backend.writing():
             self._prepare_write()
             report = self.indexer.sync(path, include=include, exclude=exclude, progress=progress)
         logger.info("synced: %s", report)
@@ -282,19 +259,19 @@ class RAG:
         Raises:
             KnowledgeBaseLockedError: another process is writing this knowledge base.
         """
-        with self._lock, self._writing():
+        with self._lock, self.backend.writing():
             return self.indexer.delete(str(source))
 
     def retrieve(
         self, query: str, k: int | None = None, filters: Filters | None = None
     ) -> list[ScoredChunk]:
         """The chunks most relevant to ``query``, best first."""
-        with self._rw.read():
+        with self.backend.reading():
             return self.qa.retrieve(query, k, filters)
 
     def ask(self, question: str, k: int | None = None, filters: Filters | None = None) -> Answer:
         """Answer ``question`` from the indexed documents, citing them."""
-        with self._rw.read():
+        with self.backend.reading():
             return self.qa.ask(question, k, filters)
 
     def stream(
@@ -302,7 +279,7 @@ class RAG:
     ) -> Iterator[str | Answer]:
         """Yield the answer text as it is written, then the complete :class:`Answer`."""
         items = self.qa.stream(question, k, filters)
-        with self._rw.read():  # retrieval runs before the first item
+        with self.backend.reading():  # retrieval runs before the first item
             first = next(items, None)
         if first is not None:
             yield first
@@ -310,14 +287,13 @@ class RAG:
 
     def stats(self) -> dict[str, Any]:
         """What is indexed: sources, chunks, embedder, store."""
-        ids = self.store.ids()
-        sources: set[str] = set()
-        for i in range(0, len(ids), 1000):
-            sources.update(c.source for c in self.store.get(ids[i : i + 1000]))
+        with self.backend.reading():
+            sources, chunks = self.record.count(), self.store.count()
         return {
             "path": str(self.path) if self.path else None,
-            "sources": len(sources),
-            "chunks": len(ids),
+            "location": self.location,
+            "sources": sources,
+            "chunks": chunks,
             "embedder": self.embedder.model_id,
             "dimension": self._manifest.dimension or None,
             "store": self.store_name,
@@ -325,11 +301,11 @@ class RAG:
         }
 
     def close(self) -> None:
-        """Release files held by the store, the keyword index and the embedding cache."""
-        for part in (self.store, self.keyword, self.embedder, self.record):
-            close = getattr(part, "close", None)
-            if callable(close):
-                close()
+        """Release the backend's files or connections and the embedding cache."""
+        self.backend.close()
+        close = getattr(self.embedder, "close", None)
+        if callable(close):
+            close()
 
     def __enter__(self) -> RAG:
         return self

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from ragkit import RAG, Document
+from ragkit.backends.base import Batch, Change
+from ragkit.backends.local import IndexRecord, KnowledgeBaseLock
 from ragkit.chunking import RecursiveChunker
 from ragkit.cli.main import main
 from ragkit.errors import ConfigurationError, KnowledgeBaseLockedError
-from ragkit.indexing import IndexRecord, KnowledgeBaseLock
-from ragkit.indexing.record import Change
 from ragkit.testing import FakeEmbedder
 
 FILES = {
@@ -298,11 +298,13 @@ def test_interrupted_write_is_rolled_back_or_forward(tmp_path: Path, docs: Path)
         assert entry_b is not None
         # a: new chunks never reached the store -> roll back to the old ones.
         # b: deleting it was interrupted after the record said so -> roll forward.
-        rag.record.begin(
-            [
-                Change(a, "sha256:new", entry_a.settings_hash, ("missing",), entry_a.chunk_ids),
-                Change(b, entry_b.content_hash, "", (), entry_b.chunk_ids),
-            ]
+        rag.backend.write(
+            Batch(
+                begin=[
+                    Change(a, "sha256:new", entry_a.settings_hash, ("missing",), entry_a.chunk_ids),
+                    Change(b, entry_b.content_hash, "", (), entry_b.chunk_ids),
+                ]
+            )
         )
     with _rag(kb) as rag:
         assert rag.record.pending() == []

@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from ragkit.backends.local import IndexRecord, LocalBackend
 from ragkit.chunking import RecursiveChunker
 from ragkit.errors import LoaderError, NoTextError, UnsupportedFormatError
-from ragkit.indexing import Indexer, IndexRecord
+from ragkit.indexing import Indexer
 from ragkit.loaders import AutoLoader, TextLoader, walk
 from ragkit.loaders.text import form_feed_pages
 from ragkit.stores import MemoryStore
@@ -59,8 +60,7 @@ def _indexer(
         loader,
         chunker,
         embedder or FakeEmbedder(),
-        store or MemoryStore(),
-        record=record,
+        LocalBackend(store=store or MemoryStore(), record=record),
         batch_size=batch_size,
     )
 

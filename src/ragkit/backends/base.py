@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from ragkit.indexing.manifest import Manifest
+    from ragkit.backends.manifest import Manifest
     from ragkit.protocols import Embedder, Retriever, VectorStore
     from ragkit.types import Chunk
 

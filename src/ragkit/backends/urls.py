@@ -174,8 +174,11 @@ def _milvus(url: str) -> MilvusSettings:
     )
 
 
-def parse_location(location: str | os.PathLike[str] | None) -> Settings:
-    """The settings for a kb folder (or ``None``, in memory) or URL."""
+def parse_location(location: str | os.PathLike[str] | Settings | None) -> Settings:
+    """The settings for a kb folder (or ``None``, in memory) or URL (settings pass as
+    they are)."""
+    if isinstance(location, (LocalSettings, PostgresSettings, MilvusSettings)):
+        return location
     if location is None:
         return LocalSettings(None)
     if isinstance(location, os.PathLike):

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ragkit.backends.urls import redact
 from ragkit.cli._eval_common import (
     index_documents,
     load_config,
@@ -35,7 +36,9 @@ def add_beir_parser(benchmarks: Any) -> None:
     beir.add_argument("path", help="the BEIR dataset folder")
     beir.add_argument("--split", default="test", help="qrels split to score (default test)")
     beir.add_argument(
-        "--kb", help="knowledge-base folder to index into and reuse (default: in memory)"
+        "--kb",
+        help="knowledge-base folder or postgresql:// / milvus:// URL to index into and reuse "
+        "(default: in memory)",
     )
     beir.add_argument(
         "--config", help='JSON or TOML file of RAG settings, e.g. {"chunk_size": 160}'
@@ -121,7 +124,7 @@ def run_beir(args: argparse.Namespace) -> int:
         "embedder": embedder,
         "store": store,
         "retrieval_method": retrieval,
-        "kb": str(args.kb) if args.kb else None,
+        "kb": redact(str(args.kb)) if args.kb else None,
         "index": index,
         "retrieval": report.to_dict(),
     }

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+from ragkit.backends.urls import redact
 from ragkit.cli._eval_common import index_documents, table, write_results
 
 __all__ = ["add_squad_parser", "run_squad"]
@@ -23,7 +24,9 @@ def add_squad_parser(benchmarks: Any) -> None:
     )
     squad.add_argument("path", help="SQuAD JSON file, or a folder of them")
     squad.add_argument(
-        "--kb", help="knowledge-base folder to index into and reuse (default: in memory)"
+        "--kb",
+        help="knowledge-base folder or postgresql:// / milvus:// URL to index into and reuse "
+        "(default: in memory)",
     )
     squad.add_argument(
         "--llm",
@@ -129,7 +132,7 @@ def run_squad(args: argparse.Namespace) -> int:
             "min_threshold": verifier.min_threshold,
             "min_relevance": verifier.min_relevance,
         },
-        "kb": str(args.kb) if args.kb else None,
+        "kb": redact(str(args.kb)) if args.kb else None,
         "index": index,
         "answers": report.to_dict(),
     }

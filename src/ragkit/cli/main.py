@@ -13,6 +13,11 @@ from ragkit.cli.eval import add_eval_parser, run_eval
 
 __all__ = ["main"]
 
+_KB_HELP = (
+    "the knowledge base: a folder, postgresql://user@host/db?kb=NAME or "
+    "milvus://host:port?collection=NAME (passwords from PGPASSWORD / MILVUS_TOKEN)"
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -22,8 +27,10 @@ def _parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser("ingest", help="index files and folders into a knowledge base")
     ingest.add_argument("paths", nargs="+", help="files or folders to index")
-    ingest.add_argument("--kb", required=True, help="knowledge-base folder")
-    ingest.add_argument("--store", choices=("chroma", "faiss", "memory"), default=None)
+    ingest.add_argument("--kb", required=True, help=_KB_HELP)
+    ingest.add_argument(
+        "--store", choices=("chroma", "faiss", "memory"), default=None, help="for a folder"
+    )
     ingest.add_argument("--include", action="append", help="glob of files to take (repeatable)")
     ingest.add_argument("--exclude", action="append", default=[], help="glob to skip (repeatable)")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -32,15 +39,17 @@ def _parser() -> argparse.ArgumentParser:
         "sync", help="make a knowledge base match a folder: add new, update changed, drop gone"
     )
     sync.add_argument("path", help="the folder (or file) to mirror")
-    sync.add_argument("--kb", required=True, help="knowledge-base folder")
-    sync.add_argument("--store", choices=("chroma", "faiss", "memory"), default=None)
+    sync.add_argument("--kb", required=True, help=_KB_HELP)
+    sync.add_argument(
+        "--store", choices=("chroma", "faiss", "memory"), default=None, help="for a folder"
+    )
     sync.add_argument("--include", action="append", help="glob of files to take (repeatable)")
     sync.add_argument("--exclude", action="append", default=[], help="glob to skip (repeatable)")
     sync.add_argument("--json", action="store_true", help="print the report as JSON")
 
     ask = sub.add_parser("ask", help="answer a question from a knowledge base")
     ask.add_argument("question")
-    ask.add_argument("--kb", required=True, help="knowledge-base folder")
+    ask.add_argument("--kb", required=True, help=_KB_HELP)
     ask.add_argument(
         "--k",
         type=int,
@@ -76,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     stats = sub.add_parser("stats", help="show what a knowledge base holds")
-    stats.add_argument("--kb", required=True, help="knowledge-base folder")
+    stats.add_argument("--kb", required=True, help=_KB_HELP)
 
     add_eval_parser(sub)
     return parser

@@ -1,8 +1,9 @@
-"""Ingest: files and documents in, stored chunks out, with a report."""
+"""Ingest: files and documents in, stored chunks out, with a report.
 
-from ragkit.indexing.indexer import Indexer, Source
-from ragkit.indexing.lock import KnowledgeBaseLock
-from ragkit.indexing.manifest import Manifest
-from ragkit.indexing.record import IndexRecord
+The indexer reads and writes a knowledge base only through its backend
+(:mod:`ragkit.backends`): a folder, PostgreSQL or Milvus.
+"""
 
-__all__ = ["IndexRecord", "Indexer", "KnowledgeBaseLock", "Manifest", "Source"]
+from ragkit.indexing.indexer import Indexer, Progress, Source
+
+__all__ = ["Indexer", "Progress", "Source"]

@@ -2,8 +2,9 @@
 
 A loaded source is *planned* (its chunks compared with what the store and the record
 hold, the write it needs queued); queued sources are *flushed* together: embedded, then
-marked pending in the record, written to the store and the keyword index, and marked
-done (see :mod:`ragkit.indexing.record` for the protocol a crash is repaired from).
+written as one :class:`~ragkit.backends.base.Batch` (sources pending, chunks upserted
+and stale ones deleted, sources done), which the backend applies in one transaction or
+in the record's protocol order that a crash is repaired from.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ragkit.indexing.record import Change, RecordEntry
+from ragkit.backends.base import Batch, Change, RecordEntry
 from ragkit.indexing.repair import held_ids
 from ragkit.types import Chunk, Document, FileIssue, IndexReport
 
 if TYPE_CHECKING:
-    from ragkit.indexing.indexer import Indexer
+    from ragkit.backends.base import KnowledgeBaseBackend
+    from ragkit.protocols import Chunker, Embedder
 
 __all__ = ["Pending", "Tally", "flush", "plan", "remove"]
 
@@ -61,7 +63,8 @@ class Tally:
 
 
 def plan(
-    indexer: Indexer,
+    backend: KnowledgeBaseBackend,
+    chunker: Chunker,
     source: str,
     *,
     digest: str,
@@ -77,11 +80,11 @@ def plan(
             tally.warnings.append(
                 FileIssue(source, f"pages without a text layer were skipped: {empty_pages}")
             )
-    chunks = list({c.id: c for doc in docs for c in indexer.chunker.split(doc)}.values())
+    chunks = list({c.id: c for doc in docs for c in chunker.split(doc)}.values())
     if not chunks:
         tally.failed.append(FileIssue(source, "no text to index (empty after loading)"))
         return 0
-    entry = indexer.record.get(source)
+    entry = backend.record.get(source)
     # The record is the list of what the store holds (recover() keeps it so), which
     # spares a scan of the store per file.
     previous = set(entry.chunk_ids if entry else ())
@@ -90,11 +93,11 @@ def plan(
     # can change under the same id, so compare the stored chunks too. A source the
     # record does not hold has nothing in the store to compare with (its ids hash its
     # name); were some left there, the upsert would rewrite them, not duplicate them.
-    stored = {c.id: c for c in indexer.store.get(wanted)} if entry is not None else {}
+    stored = {c.id: c for c in backend.store.get(wanted)} if entry is not None else {}
     fresh = [c for c in chunks if stored.get(c.id) != c]
     if not fresh and previous == set(wanted):
         # Same chunks (e.g. content hash unknown, or a touched file): record only.
-        indexer.record.put([RecordEntry(source, digest, wanted, settings)])
+        backend.write(Batch(put=[RecordEntry(source, digest, wanted, settings)]))
         tally.unchanged.append(source)
         return 0
     pending.append(
@@ -103,29 +106,32 @@ def plan(
     return len(fresh)
 
 
-def flush(indexer: Indexer, pending: list[Pending], tally: Tally, settings: str) -> None:
+def flush(
+    backend: KnowledgeBaseBackend,
+    embedder: Embedder,
+    pending: list[Pending],
+    tally: Tally,
+    settings: str,
+) -> None:
     """Embed and write the queued sources as one batch, tally them, empty the queue."""
     if not pending:
         return
     new = [c for p in pending for c in p.chunks]
     # Embed before anything is marked pending: a crash here leaves the kb as it
     # was, and the vectors already computed stay in the embedding cache.
-    vectors = indexer.embedder.embed_documents([c.text for c in new]) if new else None
+    vectors = embedder.embed_documents([c.text for c in new]) if new else None
     stale = sorted({i for p in pending for i in set(p.previous) - set(p.wanted)})
-    indexer.record.begin(
-        [Change(p.source, p.content_hash, settings, p.wanted, p.previous) for p in pending]
+    backend.write(
+        Batch(
+            begin=[
+                Change(p.source, p.content_hash, settings, p.wanted, p.previous) for p in pending
+            ],
+            upsert=new,
+            vectors=vectors,
+            delete=stale,
+            done=[p.source for p in pending],
+        )
     )
-    with indexer.write_guard():
-        if new:
-            assert vectors is not None
-            indexer.store.upsert(new, vectors)
-            if indexer.keyword is not None:
-                indexer.keyword.upsert(new)
-        if stale:
-            indexer.store.delete(stale)
-            if indexer.keyword is not None:
-                indexer.keyword.delete(stale)
-        indexer.record.finish(done=[p.source for p in pending])
     for p in pending:
         tally.chunks_added += len(p.chunks)
         tally.chunks_deleted += len(set(p.previous) - set(p.wanted))
@@ -133,21 +139,16 @@ def flush(indexer: Indexer, pending: list[Pending], tally: Tally, settings: str)
     pending.clear()
 
 
-def remove(indexer: Indexer, sources: Sequence[str]) -> int:
+def remove(backend: KnowledgeBaseBackend, sources: Sequence[str]) -> int:
     """Delete every chunk of ``sources`` and their record entries; returns how many."""
+    store, record = backend.store, backend.record
     changes = []
     total = 0
     for source in sources:
-        entry = indexer.record.get(source)
-        ids = set(indexer.store.ids({"source": source})) | set(entry.chunk_ids if entry else ())
-        total += len(held_ids(indexer.store, ids))
+        entry = record.get(source)
+        ids = set(store.ids({"source": source})) | set(entry.chunk_ids if entry else ())
+        total += len(held_ids(store, ids))
         changes.append(Change(source, entry.content_hash if entry else "", "", (), tuple(ids)))
-    indexer.record.begin(changes)
     doomed = sorted({i for c in changes for i in c.previous_ids})
-    with indexer.write_guard():
-        if doomed:
-            indexer.store.delete(doomed)
-            if indexer.keyword is not None:
-                indexer.keyword.delete(doomed)
-        indexer.record.finish(removed=list(sources))
+    backend.write(Batch(begin=changes, delete=doomed, removed=list(sources)))
     return total

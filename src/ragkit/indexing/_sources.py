@@ -17,14 +17,17 @@ from typing import TYPE_CHECKING
 
 from ragkit.errors import LoaderError
 from ragkit.indexing.streamed import Windows
-from ragkit.protocols import StreamingLoader
+from ragkit.protocols import Loader, StreamingLoader
 from ragkit.types import Document, FileIssue
 
 if TYPE_CHECKING:
+    from ragkit.backends.base import Record
     from ragkit.indexing._batch import Tally
-    from ragkit.indexing.indexer import Indexer, Source
 
-__all__ = ["candidates", "content_hash", "document_hash"]
+#: Something ``add`` accepts: a file, a folder, or a ready document.
+Source = str | Path | Document
+
+__all__ = ["Source", "candidates", "content_hash", "document_hash"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +59,8 @@ def document_hash(documents: Sequence[Document]) -> str:
 
 
 def candidates(
-    indexer: Indexer,
+    loader: Loader,
+    record: Record,
     sources: Iterable[Source],
     *,
     include: Sequence[str],
@@ -68,8 +72,7 @@ def candidates(
     windows is not None when the loader streams the file (documents are then [])."""
     from ragkit.loaders.auto import unreadable_reason, walk
 
-    known = indexer.record.entries()  # one query, not one per file
-    loader = indexer.loader
+    known = record.entries()  # one query, not one per file
     for item in sources:
         if isinstance(item, Document):
             tally.seen.add(item.source)

@@ -5,37 +5,21 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from ragkit.backends.base import KnowledgeBaseBackend, Record, RecordEntry, settings_hash
 from ragkit.indexing._batch import Pending, Tally, flush, plan, remove
-from ragkit.indexing._sources import candidates, content_hash, document_hash
-from ragkit.indexing.record import IndexRecord, RecordEntry, settings_hash
+from ragkit.indexing._sources import Source, candidates, content_hash, document_hash
 from ragkit.indexing.repair import adopt_store, repair_pending
 from ragkit.indexing.streamed import write_streamed
 from ragkit.protocols import Chunker, Embedder, Loader, VectorStore
-from ragkit.types import Chunk, Document, IndexReport
+from ragkit.types import IndexReport
 
-__all__ = ["ChunkIndex", "Indexer", "Source", "content_hash", "document_hash"]
-
-#: Something ``add`` accepts: a file, a folder, or a ready document.
-Source = str | Path | Document
+__all__ = ["Indexer", "Progress", "Source", "content_hash", "document_hash"]
 
 #: Called after each file or document with (what it was, how many done so far).
 Progress = Callable[[str, int], None]
-
-
-class ChunkIndex(Protocol):
-    """A secondary index fed the same chunks as the store, such as a keyword index."""
-
-    def upsert(self, chunks: Sequence[Chunk]) -> None:
-        """Insert or replace chunks by id."""
-        ...
-
-    def delete(self, ids: Sequence[str]) -> None:
-        """Remove chunks by id; unknown ids are ignored."""
-        ...
 
 
 def _chunker_settings(chunker: Chunker) -> dict[str, Any]:
@@ -53,7 +37,9 @@ def _chunker_settings(chunker: Chunker) -> dict[str, Any]:
 class Indexer:
     """Turns files and documents into stored chunks, incrementally, and reports it.
 
-    A record (:class:`~ragkit.indexing.record.IndexRecord`) keeps, per source, the hash
+    Everything it reads and writes is the backend's
+    (:class:`~ragkit.backends.base.KnowledgeBaseBackend`: a kb folder, PostgreSQL or
+    Milvus). The backend's record keeps, per source, the hash
     of its content, its chunk ids and the settings that made them. ``add`` skips a
     file whose bytes and settings are unchanged without loading it, replaces the
     chunks of a changed one (new chunks written before stale ones are removed), and
@@ -61,14 +47,16 @@ class Indexer:
     file that fails to load is reported with its reason and skipped; its previous
     chunks, if any, stay.
 
-    Every batch follows the record's write protocol (pending -> store and keyword ->
-    done), so a crash at any moment is repaired by :meth:`recover` on the next write.
+    Every batch is one :class:`~ragkit.backends.base.Batch` (sources pending, chunks
+    written, sources done): a database backend applies it in one transaction, the
+    local folder in that order, so a crash at any moment is repaired by :meth:`recover`
+    on the next write.
     A file the loader streams (see :class:`~ragkit.protocols.StreamingLoader`: plain
     text over 4 MiB) is chunked, embedded and written a window at a time, in memory
     that does not grow with the file (see :mod:`ragkit.indexing.streamed`).
 
     Example:
-        >>> indexer = Indexer(loader, chunker, embedder, store)  # doctest: +SKIP
+        >>> indexer = Indexer(loader, chunker, embedder, LocalBackend())  # doctest: +SKIP
         >>> report = indexer.add(["docs/"])  # doctest: +SKIP
         >>> report = indexer.sync("docs/")  # doctest: +SKIP
 
@@ -76,15 +64,10 @@ class Indexer:
         loader: reads one file (``AutoLoader`` picks the format by content).
         chunker: splits documents.
         embedder: embeds chunk texts.
-        store: receives chunks and vectors.
-        keyword: an index kept in step with ``store`` (same upserts and deletes, in the
-            same batch), such as :class:`~ragkit.retrieval.KeywordIndex`.
-        record: what is indexed; in memory when not given.
+        backend: where the kb lives: its store, keyword index and record.
         batch_size: chunks embedded and written together (1,024: the embedder sorts a
             batch by length, and larger batches pad less; 256 embedded SciFact chunks
             ~12 % slower, docs/benchmarks/ingest.md).
-        write_guard: called around each batch's store writes (``RAG`` passes the
-            write side of its read-write lock, so queries never see half a batch).
     """
 
     def __init__(
@@ -92,22 +75,26 @@ class Indexer:
         loader: Loader,
         chunker: Chunker,
         embedder: Embedder,
-        store: VectorStore,
+        backend: KnowledgeBaseBackend,
         *,
-        keyword: ChunkIndex | None = None,
-        record: IndexRecord | None = None,
         batch_size: int = 1024,
-        write_guard: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         self.loader = loader
         self.chunker = chunker
         self.embedder = embedder
-        self.store = store
-        self.keyword = keyword
-        self.record = record if record is not None else IndexRecord()
+        self.backend = backend
         self.batch_size = batch_size
-        self.write_guard = write_guard or nullcontext
         self._adopted = False
+
+    @property
+    def store(self) -> VectorStore:
+        """The backend's chunks and vectors."""
+        return self.backend.store
+
+    @property
+    def record(self) -> Record:
+        """The backend's record of indexed sources."""
+        return self.backend.record
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -164,14 +151,14 @@ class Indexer:
             and not s.startswith(hidden)
         ]
         if gone:
-            tally.chunks_deleted += remove(self, gone)
+            tally.chunks_deleted += remove(self.backend, gone)
             tally.deleted.extend(gone)
         return tally.report(began)
 
     def delete(self, source: str) -> int:
         """Remove every chunk of ``source``; returns how many."""
         self.recover()
-        return remove(self, [source])
+        return remove(self.backend, [source])
 
     def recover(self) -> list[str]:
         """Repair the sources a crash left pending; returns them.
@@ -194,7 +181,7 @@ class Indexer:
     def repair(self, pending: list[RecordEntry]) -> None:
         """Roll each pending entry forward or back from what the store holds (see
         :meth:`recover`); chunks of the source beyond the outcome are removed."""
-        repair_pending(self, pending)
+        repair_pending(self.backend, pending)
 
     def adopt(self) -> int:
         """Make the record list exactly what the store holds; returns sources changed.
@@ -207,7 +194,7 @@ class Indexer:
         left in the store are dropped. ``recover`` calls this when the chunk counts of
         the record and the store disagree.
         """
-        return adopt_store(self)
+        return adopt_store(self.backend)
 
     # -- the work --------------------------------------------------------------------
 
@@ -222,21 +209,37 @@ class Indexer:
         settings = settings_hash(self.settings)
         pending: list[Pending] = []
         queued = 0
+        backend, embedder = self.backend, self.embedder
         found = candidates(
-            self, sources, include=include, exclude=exclude, tally=tally, settings=settings
+            self.loader,
+            backend.record,
+            sources,
+            include=include,
+            exclude=exclude,
+            tally=tally,
+            settings=settings,
         )
         for done, (source, digest, docs, windows) in enumerate(found, 1):
             if windows is not None:  # a big file: its own writes, a window at a time
-                flush(self, pending, tally, settings)
+                flush(backend, embedder, pending, tally, settings)
                 queued = 0
                 write_streamed(
-                    self, source, digest=digest, windows=windows, settings=settings, tally=tally
+                    backend,
+                    self.chunker,
+                    embedder,
+                    self.batch_size,
+                    source,
+                    digest=digest,
+                    windows=windows,
+                    settings=settings,
+                    tally=tally,
                 )
             elif docs is None:
                 tally.unchanged.append(source)
             else:
                 queued += plan(
-                    self,
+                    backend,
+                    self.chunker,
                     source,
                     digest=digest,
                     docs=docs,
@@ -245,8 +248,8 @@ class Indexer:
                     tally=tally,
                 )
                 if queued >= self.batch_size:
-                    flush(self, pending, tally, settings)
+                    flush(backend, embedder, pending, tally, settings)
                     queued = 0
             if progress is not None:
                 progress(source, done)
-        flush(self, pending, tally, settings)
+        flush(backend, embedder, pending, tally, settings)

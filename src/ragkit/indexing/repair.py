@@ -1,8 +1,8 @@
 """Repairing the record and the store after a crash, and adopting an older kb.
 
-These are the bodies of :meth:`ragkit.indexing.Indexer.repair` and
-:meth:`~ragkit.indexing.Indexer.adopt`; see :mod:`ragkit.indexing.record` for the
-write protocol they rely on.
+What :meth:`ragkit.indexing.Indexer.repair` and :meth:`~ragkit.indexing.Indexer.adopt`
+do, on any :class:`~ragkit.backends.base.KnowledgeBaseBackend`: each repair is one
+:class:`~ragkit.backends.base.Batch`, so a backend with transactions applies it whole.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ragkit.indexing.record import RecordEntry
+from ragkit.backends.base import Batch, RecordEntry
 
 if TYPE_CHECKING:
-    from ragkit.indexing.indexer import Indexer
+    from ragkit.backends.base import KnowledgeBaseBackend
     from ragkit.protocols import VectorStore
 
 __all__ = ["adopt_store", "held_ids", "repair_pending"]
@@ -33,51 +33,48 @@ def held_ids(store: VectorStore, ids: Iterable[str]) -> set[str]:
     return held
 
 
-def repair_pending(indexer: Indexer, pending: list[RecordEntry]) -> None:
+def repair_pending(backend: KnowledgeBaseBackend, pending: list[RecordEntry]) -> None:
     """Roll each pending entry forward (all its new chunks are in the store) or back."""
-    store, keyword, record = indexer.store, indexer.keyword, indexer.record
+    store = backend.store
     done: list[str] = []
     removed: list[str] = []
     fixes: list[RecordEntry] = []
-    with indexer.write_guard():
-        for entry in pending:
-            wanted, previous = set(entry.chunk_ids), set(entry.previous_ids)
-            # A streamed source has written chunks that no entry lists yet.
-            in_store = set(store.ids({"source": entry.source}))
-            held = held_ids(store, wanted | previous) | in_store
-            if wanted <= held:
-                final, rolled = wanted, "forward"
-            else:
-                final, rolled = previous & held, "back"
-            extra = sorted((wanted | previous | in_store) - final)
-            if extra:
-                store.delete(extra)
-                if keyword is not None:
-                    keyword.delete(extra)
-            if keyword is not None and final:
-                ordered = sorted(final)
-                for i in range(0, len(ordered), _ID_BATCH):
-                    keyword.upsert(store.get(ordered[i : i + _ID_BATCH]))
-            if rolled == "forward" and not final:
-                removed.append(entry.source)
-            elif rolled == "forward":
-                done.append(entry.source)
-            elif final:
-                fixes.append(
-                    RecordEntry(entry.source, "", tuple(sorted(final)), entry.settings_hash)
-                )
-            else:
-                removed.append(entry.source)
-            logger.warning(
-                "repaired %s after an interrupted write (rolled %s)", entry.source, rolled
-            )
-        record.put(fixes)
-        record.finish(done=done, removed=removed)
+    doomed: set[str] = set()
+    kept: set[str] = set()
+    for entry in pending:
+        wanted, previous = set(entry.chunk_ids), set(entry.previous_ids)
+        # A streamed source has written chunks that no entry lists yet.
+        in_store = set(store.ids({"source": entry.source}))
+        held = held_ids(store, wanted | previous) | in_store
+        if wanted <= held:
+            final, rolled = wanted, "forward"
+        else:
+            final, rolled = previous & held, "back"
+        doomed |= (wanted | previous | in_store) - final
+        kept |= final
+        if rolled == "forward" and not final:
+            removed.append(entry.source)
+        elif rolled == "forward":
+            done.append(entry.source)
+        elif final:
+            fixes.append(RecordEntry(entry.source, "", tuple(sorted(final)), entry.settings_hash))
+        else:
+            removed.append(entry.source)
+        logger.warning("repaired %s after an interrupted write (rolled %s)", entry.source, rolled)
+    backend.write(
+        Batch(
+            delete=sorted(doomed - kept),
+            reindex=sorted(kept),
+            put=fixes,
+            done=done,
+            removed=removed,
+        )
+    )
 
 
-def adopt_store(indexer: Indexer) -> int:
+def adopt_store(backend: KnowledgeBaseBackend) -> int:
     """Record exactly what the store holds, per source; returns sources changed."""
-    store, record = indexer.store, indexer.record
+    store, record = backend.store, backend.record
     by_source: dict[str, set[str]] = {}
     ids = store.ids()
     for i in range(0, len(ids), _ID_BATCH):
@@ -95,10 +92,8 @@ def adopt_store(indexer: Indexer) -> int:
         if source not in entries or set(entries[source].chunk_ids) != chunk_ids
     ]
     gone = [s for s in entries if s not in by_source]
-    with indexer.write_guard():
-        record.put(fixed)
-        record.remove(gone)
     if fixed or gone:
+        backend.write(Batch(put=fixed, removed=gone))
         logger.info(
             "index record re-synced with the store: %d sources recorded, %d dropped",
             len(fixed),

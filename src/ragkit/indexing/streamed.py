@@ -25,13 +25,15 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ragkit.backends.base import Batch, Change
 from ragkit.errors import LoaderError
-from ragkit.indexing.record import Change
+from ragkit.indexing.repair import repair_pending
 from ragkit.types import Chunk, Document, FileIssue, chunk_id
 
 if TYPE_CHECKING:
+    from ragkit.backends.base import KnowledgeBaseBackend
     from ragkit.indexing._batch import Tally
-    from ragkit.indexing.indexer import Indexer
+    from ragkit.protocols import Chunker, Embedder
 
 __all__ = ["shift", "write_streamed"]
 
@@ -42,7 +44,10 @@ Windows = Iterator[tuple[int, Document]]
 
 
 def write_streamed(
-    indexer: Indexer,
+    backend: KnowledgeBaseBackend,
+    chunker: Chunker,
+    embedder: Embedder,
+    batch_size: int,
     source: str,
     *,
     digest: str,
@@ -51,10 +56,9 @@ def write_streamed(
     tally: Tally,
 ) -> None:
     """Index ``source`` from its windows, replacing its previous chunks; tally the outcome."""
-    record = indexer.record
-    entry = record.get(source)
+    entry = backend.record.get(source)
     previous = entry.chunk_ids if entry is not None else ()
-    record.begin([Change(source, "", settings, previous, previous)])
+    backend.write(Batch(begin=[Change(source, "", settings, previous, previous)]))
     wanted: set[str] = set()
     written = index = 0
     while True:
@@ -64,22 +68,22 @@ def write_streamed(
             break
         except Exception as exc:  # a file failing half-way must not stop the folder
             reason = exc.reason if isinstance(exc, LoaderError) else f"{type(exc).__name__}: {exc}"
-            _fail(indexer, source, f"could not be read to the end: {reason}", tally)
+            _fail(backend, source, f"could not be read to the end: {reason}", tally)
             return
-        chunks = shift(indexer.chunker.split(window), offset, index)
+        chunks = shift(chunker.split(window), offset, index)
         index += len(chunks)
-        written += _write(indexer, chunks, wanted)
+        written += _write(backend, embedder, batch_size, chunks, wanted)
     if not wanted:
-        _fail(indexer, source, "no text to index (empty after loading)", tally)
+        _fail(backend, source, "no text to index (empty after loading)", tally)
         return
     stale = sorted(set(previous) - wanted)
-    record.begin([Change(source, digest, settings, tuple(sorted(wanted)), previous)])
-    with indexer.write_guard():
-        if stale:
-            indexer.store.delete(stale)
-            if indexer.keyword is not None:
-                indexer.keyword.delete(stale)
-        record.finish(done=[source])
+    backend.write(
+        Batch(
+            begin=[Change(source, digest, settings, tuple(sorted(wanted)), previous)],
+            delete=stale,
+            done=[source],
+        )
+    )
     logger.info("indexed %s in %d chunks, streamed", source, len(wanted))
     tally.chunks_added += written
     tally.chunks_deleted += len(stale)
@@ -112,26 +116,29 @@ def shift(chunks: list[Chunk], offset: int, index: int) -> list[Chunk]:
     return out
 
 
-def _write(indexer: Indexer, chunks: list[Chunk], wanted: set[str]) -> int:
+def _write(
+    backend: KnowledgeBaseBackend,
+    embedder: Embedder,
+    batch_size: int,
+    chunks: list[Chunk],
+    wanted: set[str],
+) -> int:
     """Embed and write the chunks the store does not hold yet; returns how many."""
     unique = {c.id: c for c in chunks}
     wanted.update(unique)
-    stored = {c.id: c for c in indexer.store.get(sorted(unique))}
+    stored = {c.id: c for c in backend.store.get(sorted(unique))}
     fresh = [c for c in unique.values() if stored.get(c.id) != c]
-    size = max(indexer.batch_size, 1)
+    size = max(batch_size, 1)
     for i in range(0, len(fresh), size):
         batch = fresh[i : i + size]
-        vectors = indexer.embedder.embed_documents([c.text for c in batch])
-        with indexer.write_guard():
-            indexer.store.upsert(batch, vectors)
-            if indexer.keyword is not None:
-                indexer.keyword.upsert(batch)
+        vectors = embedder.embed_documents([c.text for c in batch])
+        backend.write(Batch(upsert=batch, vectors=vectors))
     return len(fresh)
 
 
-def _fail(indexer: Indexer, source: str, reason: str, tally: Tally) -> None:
+def _fail(backend: KnowledgeBaseBackend, source: str, reason: str, tally: Tally) -> None:
     """Undo the partial write of ``source`` (its previous chunks stay) and report it."""
-    entry = indexer.record.get(source)
+    entry = backend.record.get(source)
     assert entry is not None  # marked pending by write_streamed
-    indexer.repair([entry])
+    repair_pending(backend, [entry])
     tally.failed.append(FileIssue(source, reason))

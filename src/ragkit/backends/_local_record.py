@@ -1,4 +1,4 @@
-"""The record of what a knowledge base holds: source -> content hash -> chunk ids.
+"""The local folder's record of what a kb holds: source -> content hash -> chunk ids.
 
 The record (``kb/index.sqlite``) is what makes ingest incremental and crash safe. Each
 row says which chunks one source produced, from which content (a hash of the file's
@@ -16,27 +16,26 @@ that can be repaired:
 
 On the next write, :meth:`IndexRecord.pending` lists what a crash interrupted, and the
 indexer repairs each source from what the store actually holds (see
-:meth:`ragkit.indexing.Indexer.recover`). Nothing here is pickled: rows are text and
+the indexer's ``recover``). Nothing here is pickled: rows are text and
 JSON.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragkit.backends.base import Change, RecordEntry
 from ragkit.errors import ConfigurationError, StoreError
 
-__all__ = ["RECORD_NAME", "IndexRecord", "RecordEntry", "settings_hash"]
+__all__ = ["RECORD_NAME", "IndexRecord"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,46 +54,6 @@ CREATE TABLE IF NOT EXISTS sources (
     updated_at REAL NOT NULL
 );
 """
-
-
-def settings_hash(settings: Mapping[str, Any]) -> str:
-    """A short stable hash of JSON-ready settings (chunker, embedder model)."""
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-
-
-@dataclass(frozen=True, slots=True)
-class RecordEntry:
-    """One source as the record knows it.
-
-    Attributes:
-        source: the file path or document source.
-        content_hash: sha256 of the content that produced the chunks; ``""`` when
-            unknown (adopted from an older kb, or rolled back after a crash), which
-            makes the next ``add`` re-check the source.
-        chunk_ids: the source's chunk ids, sorted; while ``pending``, the target ones.
-        settings_hash: hash of the settings that produced the chunks.
-        state: ``"done"``, or ``"pending"`` while (or if a crash stopped) a write.
-        previous_ids: while pending, the chunk ids the source had before the write.
-    """
-
-    source: str
-    content_hash: str
-    chunk_ids: tuple[str, ...]
-    settings_hash: str
-    state: str = "done"
-    previous_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """A write about to happen to one source (see :meth:`IndexRecord.begin`)."""
-
-    source: str
-    content_hash: str
-    settings_hash: str
-    chunk_ids: tuple[str, ...]
-    previous_ids: tuple[str, ...]
 
 
 class IndexRecord:

@@ -1,4 +1,4 @@
-"""The record a knowledge-base folder keeps of how it was built (``ragkit.json``)."""
+"""How a knowledge base was built (``ragkit.json`` in a folder; a row in a database)."""
 
 from __future__ import annotations
 
@@ -42,39 +42,59 @@ class Manifest:
         if not path.exists():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            version = int(data.get("format_version", 0))
-        except (OSError, ValueError, AttributeError) as exc:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
             raise ConfigurationError(
                 f"{path} is not a readable ragkit manifest ({exc}); restore it from a "
                 "backup or rebuild the knowledge base in a new folder"
             ) from exc
+        return cls.from_json(text, str(path))
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> Manifest:
+        """The manifest saved as ``text`` (by :meth:`to_json`); ``where`` names it in errors.
+
+        Raises:
+            ConfigurationError: not a manifest, or written by a newer ragkit.
+        """
+        try:
+            data = json.loads(text)
+            version = int(data.get("format_version", 0))
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise ConfigurationError(
+                f"{where} is not a readable ragkit manifest ({exc}); restore it from a "
+                "backup or rebuild the knowledge base"
+            ) from exc
         if version > FORMAT_VERSION:
             raise ConfigurationError(
-                f"{folder} was written by a newer ragkit (format {version}; this one reads "
+                f"{where} was written by a newer ragkit (format {version}; this one reads "
                 f"up to {FORMAT_VERSION}); upgrade ragkit to open it"
             )
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
+
+    def to_json(self) -> str:
+        """The manifest as JSON text (what :meth:`from_json` reads)."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     def write(self, folder: Path) -> None:
         """Write atomically: a crash leaves the old or the new manifest, never half."""
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / MANIFEST_NAME
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True), encoding="utf-8")
+        tmp.write_text(self.to_json(), encoding="utf-8")
         os.replace(tmp, path)
 
-    def check_embedder(self, model_id: str, folder: Path) -> None:
+    def check_embedder(self, model_id: str, folder: Path | str) -> None:
         """Raise when ``model_id`` is not the embedder that built the kb."""
         if model_id != self.embedder_model:
             raise EmbedderMismatchError(
                 f"{folder} was built with the embedder {self.embedder_model!r}, not "
                 f"{model_id!r}: its vectors cannot be compared. Open it with that embedder, "
-                "or build a new knowledge base in another folder"
+                "or build a new knowledge base elsewhere"
             )
 
-    def check_dimension(self, dimension: int, folder: Path) -> None:
+    def check_dimension(self, dimension: int, folder: Path | str) -> None:
         """Raise when the embedder's vectors have another length than the stored ones."""
         if self.dimension and dimension != self.dimension:
             raise EmbedderMismatchError(
