@@ -1,0 +1,269 @@
+"""Connections to a kb's database: the pool, read snapshots, write transactions, locks.
+
+:class:`Database` is what the store, the keyword retriever, the record and the backend
+share. Reads run in a transaction of their own, or, inside :meth:`Database.pinned`, in
+the thread's one REPEATABLE READ READ ONLY transaction, so that every query of the
+block sees the same snapshot. Writes run in a transaction that first takes the kb's
+transaction-level write lock. Failures of the server become :class:`StoreError`; the
+pool checks a connection before handing it out, so after a restart the next call gets
+a fresh one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg_pool import ConnectionPool
+
+from ragkit.backends.postgres._schema import (
+    WRITE_LOCK,
+    WRITER_LOCK,
+    kb_key,
+    migrate,
+    schema_name,
+)
+from ragkit.backends.urls import PostgresSettings
+from ragkit.errors import ConfigurationError, KnowledgeBaseLockedError, StoreError
+
+__all__ = ["Database"]
+
+logger = logging.getLogger(__name__)
+
+# The HNSW index: cosine distance, pgvector's default graph settings.
+_HNSW = "CREATE INDEX chunks_embedding ON {s}.chunks USING hnsw (embedding vector_cosine_ops)"
+
+
+class Database:
+    """The pool and locks of one kb (see the module docstring).
+
+    Raises:
+        StoreError: the server cannot be reached.
+        ConfigurationError: the kb was made by a newer ragkit.
+    """
+
+    def __init__(self, settings: PostgresSettings) -> None:
+        self.settings = settings
+        self.location = settings.location
+        self.schema = schema_name(settings.kb)
+        self.key = kb_key(settings.kb)
+        self._dimension: int | None = None
+        self._local = threading.local()  # the thread's pinned read connection
+        self._writer_guard = threading.Lock()
+        self._writer: psycopg.Connection[Any] | None = None  # holds the writers' lock
+        self._writer_depth = 0
+        with self.errors("opening the knowledge base"), self._connect() as conn:
+            migrate(conn, self.schema, self.location)
+            row = conn.execute(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+            ).fetchone()
+        self.iterative_scan = _version(row[0] if row else "0") >= (0, 8)
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            settings.dsn,
+            min_size=settings.pool_min,
+            max_size=settings.pool_max,
+            kwargs={"connect_timeout": self._timeout()},
+            configure=register_vector,
+            check=ConnectionPool.check_connection,
+            timeout=settings.connect_timeout,
+            name=f"ragkit-{settings.kb}",
+            open=False,
+        )
+        with self.errors("opening the connection pool"):
+            self._pool.open(wait=False)
+
+    def _timeout(self) -> int:
+        return max(1, math.ceil(self.settings.connect_timeout))
+
+    def _connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            self.settings.dsn, connect_timeout=self._timeout(), autocommit=autocommit
+        )
+
+    @contextmanager
+    def errors(self, what: str) -> Iterator[None]:
+        """Turn the database's failures inside the block into :class:`StoreError`."""
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            raise StoreError(
+                f"PostgreSQL knowledge base {self.location}: {what} failed, the server is "
+                f"unreachable or restarted ({_first_line(exc)}). Check that it is running; "
+                "the next call connects again"
+            ) from exc
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"PostgreSQL knowledge base {self.location}: {what} failed: {_first_line(exc)}"
+            ) from exc
+
+    # -- reading -----------------------------------------------------------------------
+
+    @contextmanager
+    def read(self, what: str) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor for reads: in the thread's pinned snapshot, or a transaction of its own."""
+        with self.errors(what):
+            pinned: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+            if pinned is not None:
+                with pinned.cursor() as cur:
+                    yield cur
+                return
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                yield cur
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Every read of this thread inside the block sees one snapshot (re-entrant)."""
+        if getattr(self._local, "conn", None) is not None:
+            self._local.depth += 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        with self.errors("starting a read"):
+            conn = self._pool.getconn()
+        try:
+            with self.errors("starting a read"):
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            self._local.conn, self._local.depth = conn, 1
+            try:
+                yield
+            finally:
+                self._local.conn = None
+        finally:
+            if not conn.closed and not conn.broken:
+                with suppress(psycopg.Error):
+                    conn.rollback()
+            self._pool.putconn(conn)
+
+    # -- writing -----------------------------------------------------------------------
+
+    @contextmanager
+    def write(self, what: str) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor in one write transaction, holding the kb's transaction write lock."""
+        with (
+            self.errors(what),
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
+            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (WRITE_LOCK, self.key))
+            self._check_writer(cur)
+            yield cur
+
+    def _check_writer(self, cur: psycopg.Cursor[Any]) -> None:
+        """Refuse to write when this object's writers' lock was lost (a server restart)."""
+        writer = self._writer
+        if not self._writer_depth or writer is None:
+            return
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND pid = %s AND classid = %s::oid AND objid = %s::oid AND objsubid = 2 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+            (writer.info.backend_pid, WRITER_LOCK, self.key & 0xFFFFFFFF),
+        )
+        row = cur.fetchone()
+        if not (row and row[0]):
+            raise StoreError(
+                f"PostgreSQL knowledge base {self.location}: the writers' lock was lost (the "
+                "server restarted or the connection dropped); nothing was written. Start the "
+                "add or sync again"
+            )
+
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold the kb's writers' lock (re-entrant per object); wait up to ``lock_wait``.
+
+        Raises:
+            KnowledgeBaseLockedError: another writer holds it after the wait.
+        """
+        with self._writer_guard:
+            if self._writer_depth:
+                self._writer_depth += 1
+            else:
+                self._writer = self._take_writer_lock()
+                self._writer_depth = 1
+        try:
+            yield
+        finally:
+            with self._writer_guard:
+                self._writer_depth -= 1
+                if not self._writer_depth and self._writer is not None:
+                    conn, self._writer = self._writer, None
+                    with suppress(psycopg.Error):  # else the lock went with its connection
+                        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (WRITER_LOCK, self.key))
+                    conn.close()
+
+    def _take_writer_lock(self) -> psycopg.Connection[Any]:
+        with self.errors("taking the writers' lock"):
+            conn = self._connect(autocommit=True)
+            try:
+                wait = f"{max(1, round(self.settings.lock_wait * 1000))}ms"
+                conn.execute("SELECT set_config('lock_timeout', %s, false)", (wait,))
+                conn.execute("SELECT pg_advisory_lock(%s, %s)", (WRITER_LOCK, self.key))
+            except psycopg.errors.LockNotAvailable:
+                conn.close()
+                raise KnowledgeBaseLockedError(f"the writers' lock of {self.location}") from None
+            except BaseException:
+                conn.close()
+                raise
+        logger.debug("took the writers' lock of %s", self.location)
+        return conn
+
+    # -- the vector column -------------------------------------------------------------
+
+    def dimension(self, cur: psycopg.Cursor[Any]) -> int | None:
+        """The length of the stored vectors; None before the first write with vectors."""
+        if self._dimension is None:
+            cur.execute(
+                "SELECT atttypmod FROM pg_attribute WHERE attrelid = %s::regclass "
+                "AND attname = 'embedding' AND NOT attisdropped",
+                (f"{self.schema}.chunks",),
+            )
+            row = cur.fetchone()
+            self._dimension = int(row[0]) if row else None
+        return self._dimension
+
+    def ensure_dimension(self, cur: psycopg.Cursor[Any], dimension: int) -> None:
+        """Make the vector column and its HNSW index on the first write (under the write
+        lock); refuse vectors of another length."""
+        self._dimension = None  # another process may have made it meanwhile
+        stored = self.dimension(cur)
+        if stored is None:
+            cur.execute(
+                f"ALTER TABLE {self.schema}.chunks ADD COLUMN embedding vector({dimension})"
+            )
+            cur.execute(_HNSW.format(s=self.schema))
+            self._dimension = None  # known once this transaction commits
+        elif stored != dimension:
+            raise ConfigurationError(
+                f"The embeddings have dimension {dimension}, but {self.location} holds vectors "
+                f"of dimension {stored}. Use the embedder the knowledge base was built with, "
+                "or a new kb."
+            )
+
+    def close(self) -> None:
+        """Close the pool and release the writers' lock if held."""
+        with self._writer_guard:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer, self._writer_depth = None, 0
+        self._pool.close()
+
+
+def _version(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(".")[:2])
+    except ValueError:
+        return (0,)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,157 @@
+"""BM25 in SQL over a kb's ``terms`` table: the same scores as :class:`KeywordIndex`.
+
+The query is tokenized in Python with the same :class:`~ragkit.retrieval.tokenize.Tokenizer`
+that wrote the terms; the database scores. Units are chunks, or whole documents
+(``scope``, as in :mod:`ragkit.retrieval.scope`): a document is scored whole when
+``n_chunks <= max_document_chunks``. The arithmetic follows ``_bm25.py`` step by step,
+with the same roundings: ``idf = log(1 + (N - df + 0.5) / (df + 0.5))`` rounded to
+float4, each term's weight ``idf * tf / (k1 * ((1 - b) + b * length / avgdl) + tf)``
+rounded to float4, and a chunk's score their float4 sum in query order (``sum`` of
+``real`` adds in float4), so scores and ties are those of the local index.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ragkit.backends.postgres._db import Database
+from ragkit.backends.postgres._fields import where
+from ragkit.errors import ConfigurationError
+from ragkit.protocols import Filters
+from ragkit.retrieval.scope import MAX_DOCUMENT_CHUNKS, SCOPES
+from ragkit.retrieval.tokenize import Tokenizer
+from ragkit.stores.codec import chunk_from_json
+from ragkit.stores.filters import parse_filters
+from ragkit.types import ScoredChunk
+
+__all__ = ["PostgresBM25Retriever"]
+
+logger = logging.getLogger(__name__)
+
+_ALL = 2**31 - 1  # "document" scope: every document is short enough to score whole
+
+# %(m)s: the largest document scored whole (0: none, "chunk" scope).
+_BM25 = """
+WITH q AS (SELECT term, pos FROM unnest(%(terms)s::text[]) WITH ORDINALITY AS x(term, pos)),
+qd AS (SELECT DISTINCT term FROM q),
+stats AS (
+    SELECT coalesce(sum(CASE WHEN n_chunks <= %(m)s THEN 1 ELSE n_chunks END), 0)::float8 AS n,
+           coalesce(sum(length), 0)::float8 AS total,
+           coalesce(bool_or(n_chunks BETWEEN 2 AND %(m)s), false) AS shared
+    FROM {s}.documents
+),
+p AS (
+    SELECT t.term, t.chunk_id, t.document_id, t.tf, t.length, d.length AS doc_length,
+           d.n_chunks <= %(m)s AS whole
+    FROM {s}.terms t JOIN qd USING (term) JOIN {s}.documents d USING (document_id)
+),
+u AS (
+    SELECT term, whole, CASE WHEN whole THEN document_id ELSE chunk_id END AS unit,
+           sum(tf)::float8 AS tf,
+           max(CASE WHEN whole THEN doc_length ELSE length END)::float8 AS len
+    FROM p GROUP BY term, whole, unit
+),
+idf AS (
+    SELECT u.term, ln(1 + (s.n - count(*) + 0.5) / (count(*) + 0.5))::float4::float8 AS idf
+    FROM u, stats s GROUP BY u.term, s.n
+),
+w AS (
+    SELECT u.whole, u.unit,
+           sum((i.idf * (u.tf / (%(k1)s * (%(one_minus_b)s + %(b)s * u.len
+               / (CASE WHEN s.total = 0 THEN 1.0 ELSE s.total / s.n END)) + u.tf)))::float4
+               ORDER BY q.pos) AS score
+    FROM u JOIN idf i USING (term) JOIN q USING (term), stats s
+    GROUP BY u.whole, u.unit
+),
+own AS (SELECT chunk_id, sum(tf) AS own FROM p GROUP BY chunk_id),
+hits AS (
+    SELECT c.id, c.chunk, c.fields, w.score FROM w JOIN {s}.chunks c ON c.document_id = w.unit
+    WHERE w.whole
+    UNION ALL
+    SELECT c.id, c.chunk, c.fields, w.score FROM w JOIN {s}.chunks c ON c.id = w.unit
+    WHERE NOT w.whole
+)
+SELECT h.id, h.chunk, h.score FROM hits h LEFT JOIN own o ON o.chunk_id = h.id, stats s
+WHERE h.score > 0 AND {where}
+ORDER BY h.score DESC, CASE WHEN s.shared THEN coalesce(o.own, 0) ELSE 0 END DESC, h.id
+LIMIT %(k)s
+"""
+
+
+class PostgresBM25Retriever:
+    """Top-k chunks by BM25, scored in PostgreSQL (see the module docstring).
+
+    Of equal scores, when some documents are scored whole, the chunk holding more of
+    the query's terms comes first, then the lower id; filters apply before the cut.
+
+    Example:
+        >>> retriever = backend.retriever("keyword", embedder)  # doctest: +SKIP
+        >>> retriever.retrieve("connection pool size", k=5)  # doctest: +SKIP
+
+    Args:
+        db: the kb's database.
+        tokenizer: the tokenizer that wrote the kb's terms.
+        scope: ``"auto"``, ``"chunk"`` or ``"document"``.
+        k1, b: BM25's term-frequency saturation and length normalization.
+        max_document_chunks: the ``"auto"`` threshold.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        tokenizer: Tokenizer,
+        *,
+        scope: str = "auto",
+        k1: float = 1.2,
+        b: float = 0.75,
+        max_document_chunks: int = MAX_DOCUMENT_CHUNKS,
+    ) -> None:
+        if scope not in SCOPES:
+            raise ConfigurationError(
+                f"unknown keyword_scope {scope!r}; use one of {', '.join(SCOPES)}"
+            )
+        if k1 < 0 or not 0 <= b <= 1:
+            raise ConfigurationError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
+        self._db = db
+        self.tokenizer = tokenizer
+        self.scope = scope
+        self.k1, self.b = k1, b
+        whole = {"auto": max_document_chunks, "chunk": 0, "document": _ALL}
+        self._whole = whole[scope]
+
+    def retrieve(self, query: str, k: int = 4, filters: Filters | None = None) -> list[ScoredChunk]:
+        clause, params = where(parse_filters(filters), "h.fields")
+        terms = self.tokenizer.tokenize(query)
+        if k <= 0 or not terms:
+            return []
+        named = {
+            "terms": terms,
+            "m": self._whole,
+            "k1": float(self.k1),
+            "b": float(self.b),
+            "one_minus_b": float(1 - self.b),
+            "k": k,
+        }
+        # The filter's %s parameters become named ones, after the query's own.
+        for i, value in enumerate(params):
+            named[f"f{i}"] = value
+        sql = _BM25.format(s=self._db.schema, where=_named(clause, len(params)))
+        with self._db.read("keyword search") as cur:
+            cur.execute(sql, named)
+            rows = cur.fetchall()
+        hits = [ScoredChunk(chunk_from_json(text), float(score)) for _, text, score in rows]
+        logger.debug("keyword retrieve %r k=%d -> %d hits", query, k, len(hits))
+        return hits
+
+    def __repr__(self) -> str:
+        return f"PostgresBM25Retriever({self._db.location!r}, scope={self.scope!r})"
+
+
+def _named(clause: str, n: int) -> str:
+    """``clause`` with its ``%s`` placeholders as ``%(f0)s``, ``%(f1)s``, ..."""
+    parts = clause.split("%s")
+    assert len(parts) == n + 1
+    out = [parts[0]]
+    for i, part in enumerate(parts[1:]):
+        out += [f"%(f{i})s", part]
+    return "".join(out)
