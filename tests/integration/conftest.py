@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 # -- Milvus ----------------------------------------------------------------------------
-# (Restored by the PostgreSQL helper after overwriting this file by mistake; the
-# Milvus helper should check it against their original.)
 
 
 @pytest.fixture(scope="session")
 def milvus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One real Milvus Lite server per test session (``milvus_server.py``); skips when
-    Milvus Lite is not installed or does not start."""
-    from milvus_server import MilvusUnavailable, milvus_lite_server
+    """``milvus://127.0.0.1:<port>`` of one real Milvus Lite server per test session
+    (``milvus_server.py``); skips when Milvus Lite is not installed or does not start."""
+    from milvus_server import MilvusUnavailableError, milvus_lite_server
 
-    try:
-        with milvus_lite_server(tmp_path_factory.mktemp("milvus")) as url:
-            yield url
-    except MilvusUnavailable as exc:
-        pytest.skip(str(exc))
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(milvus_lite_server(tmp_path_factory.mktemp("milvus")))
+        except MilvusUnavailableError as exc:
+            pytest.skip(str(exc))
+        yield url
 
 
 # -- PostgreSQL ------------------------------------------------------------------------
