@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ragkit.backends.milvus import _chunks
-from ragkit.backends.milvus._client import MAX_LIMIT, STRONG, Connection, batched, pymilvus
+from ragkit.backends.milvus._client import STRONG, Connection, batched, pymilvus
 from ragkit.backends.milvus._filters import quote, translate
+from ragkit.backends.milvus._ranking import Row, rows_of, top_k
 from ragkit.backends.urls import MilvusSettings
 from ragkit.protocols import Filters
 from ragkit.stores.codec import as_matrix, as_query, chunk_from_json, flat_fields, last_wins
-from ragkit.stores.filters import Condition, matches, parse_filters
+from ragkit.stores.filters import matches, parse_filters
 from ragkit.types import Chunk, ScoredChunk
 
 __all__ = ["MilvusStore"]
@@ -27,9 +28,6 @@ logger = logging.getLogger(__name__)
 _BATCH = 1000
 #: RRF's smoothing constant (as in ragkit's own fusion).
 _RRF_K = 60
-#: (id, score, chunk JSON), best first.
-Row = tuple[str, float, str]
-Fetch = Callable[[int], list[Row]]
 
 
 class MilvusStore:
@@ -167,7 +165,7 @@ class MilvusStore:
 
         def fetch(limit: int) -> list[Row]:
             params = {"metric_type": "COSINE", "params": {"ef": max(limit, 64)}}
-            return _rows(
+            return rows_of(
                 self._search(
                     "searching",
                     data=[query],
@@ -178,7 +176,7 @@ class MilvusStore:
                 )
             )
 
-        return _top_k(fetch, k, conditions)
+        return top_k(fetch, k, conditions)
 
     def keyword_search(
         self, text: str, k: int, filters: Filters | None = None
@@ -192,7 +190,7 @@ class MilvusStore:
 
         def fetch(limit: int) -> list[Row]:
             params = {"metric_type": "BM25"}
-            return _rows(
+            return rows_of(
                 self._search(
                     "keyword search",
                     data=[text],
@@ -204,7 +202,7 @@ class MilvusStore:
                 bm25=True,
             )
 
-        return _top_k(fetch, k, conditions)
+        return top_k(fetch, k, conditions)
 
     def hybrid_search(
         self, text: str, embedding: NDArray[np.float32], k: int, filters: Filters | None = None
@@ -246,9 +244,9 @@ class MilvusStore:
                 output_fields=["chunk"],
                 consistency_level=STRONG,
             )
-            return _rows(result)
+            return rows_of(result)
 
-        return _top_k(fetch, k, conditions)
+        return top_k(fetch, k, conditions)
 
     def _search(self, what: str, **kwargs: Any) -> Any:
         return self._conn.call(
@@ -267,35 +265,3 @@ class MilvusStore:
 
     def __repr__(self) -> str:
         return f"MilvusStore({self.location!r})"
-
-
-def _rows(result: Any, *, bm25: bool = False) -> list[Row]:
-    rows = list(result[0]) if result else []
-    # BM25 scores are never negative; Milvus Lite reports them negated (best first).
-    return [
-        (r["id"], abs(float(r["distance"])) if bm25 else float(r["distance"]), r["entity"]["chunk"])
-        for r in rows
-    ]
-
-
-def _top_k(fetch: Fetch, k: int, conditions: tuple[Condition, ...]) -> list[ScoredChunk]:
-    """The ``k`` best hits that match ``conditions``, best first, ties in order of id.
-
-    ``fetch(limit)`` returns Milvus's ``limit`` best rows (a superset of the matches,
-    best first). Any match beyond them scores at most the last row's score, so the
-    ``k``-th hit is final once it scores above that, or when Milvus had no more rows;
-    otherwise (too few matched, or a tie at the cut) more rows are asked for.
-    """
-    limit = min(k + 1, MAX_LIMIT)
-    while True:
-        rows = fetch(limit)
-        hits = []
-        for chunk_id, score, text in rows:
-            chunk = chunk_from_json(text)
-            if not conditions or matches(conditions, flat_fields(chunk)):
-                hits.append((chunk_id, score, chunk))
-        hits.sort(key=lambda h: (-h[1], h[0]))
-        exhausted = len(rows) < limit or limit >= MAX_LIMIT
-        if exhausted or (len(hits) >= k and hits[k - 1][1] > rows[-1][1]):
-            return [ScoredChunk(chunk=c, score=s) for _, s, c in hits[:k]]
-        limit = min(2 * limit, MAX_LIMIT)

@@ -1,0 +1,157 @@
+"""The Milvus backend: a knowledge base in two collections of one Milvus server."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AbstractContextManager, nullcontext
+
+from ragkit.backends.base import Batch
+from ragkit.backends.manifest import Manifest
+from ragkit.backends.milvus._client import STRONG, Connection
+from ragkit.backends.milvus._lease import Lease
+from ragkit.backends.milvus._record import MilvusRecord, record_collection, row
+from ragkit.backends.milvus.store import MilvusStore
+from ragkit.backends.urls import MilvusSettings
+from ragkit.errors import ConfigurationError
+from ragkit.protocols import Embedder, Retriever
+
+__all__ = ["MilvusBackend"]
+
+logger = logging.getLogger(__name__)
+
+
+class MilvusBackend:
+    """A kb in Milvus: chunks, vectors and BM25 in ``<collection>``; the record, the
+    manifest and the writers' lease in ``<collection>_record``.
+
+    **Writes.** Milvus has no transaction across collections (nor across requests), so
+    :meth:`write` applies a batch in the order of the record's protocol: sources marked
+    pending, chunks upserted, stale chunks deleted, entries put, sources marked done,
+    removed sources dropped. A crash at any step leaves pending entries that the
+    indexer's repair rolls forward or back on the next write, as for a kb folder. That
+    is the guarantee on Milvus: repairable, not atomic.
+
+    **Writers.** :meth:`writing` holds a lease row (owner, expiry), renewed while held
+    and waited for up to ``settings.lock_wait`` seconds; see
+    :mod:`ragkit.backends.milvus._lease` for what a lease does not guarantee.
+
+    **Readers.** :meth:`reading` takes nothing: every read is strongly consistent, so it
+    sees every finished write. A query that runs during a write can see that write's new
+    chunks beside the stale ones it has not deleted yet (for the time between the two
+    requests); Milvus offers no snapshot across requests.
+
+    Example:
+        >>> from ragkit import RAG
+        >>> rag = RAG("milvus://127.0.0.1:19530?collection=docs")  # doctest: +SKIP
+        >>> rag.add("docs/")  # doctest: +SKIP
+
+    Args:
+        settings: the server, the collection and the lease wait (from the URL), the
+            token (from ``MILVUS_TOKEN``).
+
+    Raises:
+        StoreError: the server cannot be reached or refuses the request.
+        MissingDependencyError: pymilvus is not installed (extra ``milvus``).
+    """
+
+    name = "milvus"
+
+    def __init__(self, settings: MilvusSettings) -> None:
+        self.settings = settings
+        self.location = settings.location
+        self._conn = Connection(settings)
+        self._record_name = f"{settings.collection}_record"
+        try:
+            record_collection(self._conn, self._record_name)
+            self._store = MilvusStore(settings, connection=self._conn)
+            self._store.dimension  # noqa: B018 (checks an existing chunk collection now)
+        except BaseException:
+            self._conn.close()
+            raise
+        self._record = MilvusRecord(self._conn, self._record_name)
+        self._lease = Lease(self._conn, self._record_name, settings.lock_wait)
+
+    @property
+    def store(self) -> MilvusStore:
+        return self._store
+
+    @property
+    def record(self) -> MilvusRecord:
+        return self._record
+
+    def read_manifest(self) -> Manifest | None:
+        rows = self._conn.call(
+            "reading the manifest",
+            "query",
+            self._record_name,
+            filter='key == "manifest"',
+            output_fields=["data"],
+            consistency_level=STRONG,
+        )
+        if not rows:
+            return None
+        return Manifest.from_json(rows[0]["data"], f"the manifest of {self.location}")
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        data = manifest.to_json()
+        self._conn.call(
+            "writing the manifest", "upsert", self._record_name, [row("manifest", "manifest", data)]
+        )
+
+    def write(self, batch: Batch) -> None:
+        """Apply ``batch`` in the record's protocol order (see the class docstring).
+
+        ``batch.reindex`` needs nothing: Milvus computes BM25 from the stored text.
+        """
+        self._lease.check()
+        if batch.begin:
+            self._record.begin(batch.begin)
+        if batch.upsert:
+            assert batch.vectors is not None  # Batch checks it
+            self._store.upsert(batch.upsert, batch.vectors)
+        if batch.delete:
+            self._store.delete(batch.delete)
+        if batch.put:
+            self._record.put(batch.put)
+        if batch.done or batch.removed:
+            self._record.finish(done=batch.done, removed=batch.removed)
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Hold the writers' lease (re-entrant per object); waits up to
+        ``settings.lock_wait`` seconds, then raises
+        :class:`~ragkit.errors.KnowledgeBaseLockedError`."""
+        return self._lease.hold()
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Nothing to take: reads are strongly consistent (see the class docstring)."""
+        return nullcontext()
+
+    def retriever(self, retrieval: str, embedder: Embedder) -> Retriever:
+        """``"dense"``: :class:`~ragkit.retrieval.DenseRetriever` on the store;
+        ``"keyword"``: Milvus's BM25; ``"hybrid"``: both, fused by RRF in Milvus."""
+        from ragkit.backends.milvus.retrievers import (
+            MilvusHybridRetriever,
+            MilvusKeywordRetriever,
+        )
+
+        if retrieval == "dense":
+            from ragkit.retrieval import DenseRetriever
+
+            return DenseRetriever(embedder, self._store)
+        if retrieval == "keyword":
+            return MilvusKeywordRetriever(self._store)
+        if retrieval == "hybrid":
+            return MilvusHybridRetriever(self._store, embedder)
+        raise ConfigurationError(
+            f"unknown retrieval {retrieval!r}; use 'hybrid', 'dense' or 'keyword'"
+        )
+
+    def close(self) -> None:
+        """Give back the lease if held and close the connection."""
+        try:
+            self._lease.close()
+        finally:
+            self._conn.close()
+
+    def __repr__(self) -> str:
+        return f"MilvusBackend({self.location!r})"
