@@ -4,6 +4,8 @@ hybrid search and filters that keep few chunks."""
 from __future__ import annotations
 
 import itertools
+import logging
+import sys
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -13,7 +15,7 @@ from numpy.typing import NDArray
 from ragkit.backends.milvus import MilvusStore
 from ragkit.backends.milvus.retrievers import MilvusHybridRetriever, MilvusKeywordRetriever
 from ragkit.backends.urls import MilvusSettings, parse_location
-from ragkit.errors import ConfigurationError, StoreError
+from ragkit.errors import ConfigurationError, MissingDependencyError, StoreError
 from ragkit.protocols import Retriever, VectorStore
 from ragkit.retrieval import DenseRetriever
 from ragkit.testing import FakeEmbedder
@@ -181,3 +183,24 @@ def test_a_chunk_too_large_for_milvus_writes_nothing(milvus_url: str) -> None:
 def test_server_down_is_a_store_error() -> None:
     with pytest.raises(StoreError, match=r"127\.0\.0\.1:9\b"):
         MilvusStore(parse_location("milvus://127.0.0.1:9?collection=x"))  # type: ignore[arg-type]
+
+
+def test_without_pymilvus_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragkit.backends.milvus import MilvusBackend
+
+    monkeypatch.setitem(sys.modules, "pymilvus", None)  # import pymilvus -> ImportError
+    with pytest.raises(MissingDependencyError, match=r"ragkit\[milvus\]"):
+        MilvusBackend(settings("milvus://127.0.0.1:9"))
+
+
+def test_the_token_is_never_in_messages(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MILVUS_TOKEN", "s3cret-token")
+    unreachable = settings("milvus://127.0.0.1:9")
+    assert unreachable.token == "s3cret-token"
+    with caplog.at_level(logging.DEBUG), pytest.raises(StoreError) as info:
+        MilvusStore(unreachable)
+    assert "s3cret" not in str(info.value)
+    assert "s3cret" not in repr(unreachable)
+    assert "s3cret" not in caplog.text
