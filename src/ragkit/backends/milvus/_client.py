@@ -7,6 +7,7 @@ pymilvus is imported here and nowhere else in ragkit; a missing package raises
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -25,6 +26,7 @@ T = TypeVar("T")
 STRONG = "Strong"
 #: Milvus's largest ``limit`` (and ``offset + limit``) of one search or query.
 MAX_LIMIT = 16384
+_WRITES = frozenset({"insert", "upsert", "delete"})
 
 
 def pymilvus() -> ModuleType:
@@ -37,6 +39,10 @@ class Connection:
 
     The token comes from the settings (``MILVUS_TOKEN``) and is handed to pymilvus only;
     messages name :attr:`MilvusSettings.location`, which never holds it.
+
+    Writes through one connection are sent one at a time: Milvus Lite does not serialize
+    concurrent writes to a collection, and the lease's renewal thread writes beside the
+    writer's batches.
     """
 
     def __init__(self, settings: MilvusSettings) -> None:
@@ -44,6 +50,7 @@ class Connection:
         self.location = settings.location
         module = pymilvus()
         self.errors: tuple[type[BaseException], ...] = (module.MilvusException,)
+        self._writes = threading.Lock()
         options: dict[str, Any] = {"uri": settings.uri, "timeout": 30.0}
         if settings.token:
             options["token"] = settings.token
@@ -68,6 +75,9 @@ class Connection:
     def call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """``client.<method>(*args, **kwargs)``, failures as :class:`StoreError`."""
         with self.failing(what):
+            if method in _WRITES:
+                with self._writes:
+                    return getattr(self.client, method)(*args, **kwargs)
             return getattr(self.client, method)(*args, **kwargs)
 
     def query_all(self, what: str, collection: str, expr: str, fields: list[str]) -> list[Any]:

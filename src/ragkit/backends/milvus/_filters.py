@@ -9,7 +9,7 @@ by kind in Milvus and in Milvus Lite alike (``1 == 1.0``, never ``"1" == 1``).
 
 A missing key makes a comparison false (Milvus) or unknown (Milvus Lite, three-valued
 logic), so ``$ne`` and ``$nin``, which match chunks without the field, are written
-``(not exists f) or not (f == v)``: true for a missing key under either logic.
+``(not (exists f)) or (not (f == v))``: true for a missing key under either logic.
 
 ``in`` is not used on JSON paths (Milvus Lite refuses it): ``$in`` is a chain of ``or``.
 
@@ -105,7 +105,8 @@ def _clause(cond: Condition) -> str | None:
     if cond.op in ("$eq", "$in"):
         return equal
     column = "flags" if kind_of(values[0]) == "bool" else "meta"
-    return f"((not exists {column}[{quote(cond.field)}]) or not {equal})"
+    # Parenthesized: in Milvus's grammar ``not`` binds tighter than ``==``.
+    return f"((not (exists {column}[{quote(cond.field)}])) or (not ({equal})))"
 
 
 def translate(conditions: Sequence[Condition]) -> MilvusFilter:
