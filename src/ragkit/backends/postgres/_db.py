@@ -36,8 +36,14 @@ __all__ = ["Database"]
 
 logger = logging.getLogger(__name__)
 
-# The HNSW index: cosine distance, pgvector's default graph settings.
-_HNSW = "CREATE INDEX chunks_embedding ON {s}.chunks USING hnsw (embedding vector_cosine_ops)"
+# The HNSW index on cosine distance. A lighter graph than pgvector's default (m 16,
+# ef_construction 64), so that writes stay small next to encoding: on 4,096 MiniLM
+# vectors of SciFact, inserts cost 0.26 s per 1,024 against 1.34 s, and recall@10 at
+# ef_search 100 is 0.996 against 0.999 (m 12: 0.47 s, 0.997).
+_HNSW = (
+    "CREATE INDEX chunks_embedding ON {s}.chunks USING hnsw (embedding vector_cosine_ops) "
+    "WITH (m = 8, ef_construction = 32)"
+)
 
 
 class Database:
