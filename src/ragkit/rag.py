@@ -6,14 +6,16 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragkit._build import Retrieval, check_retrieval, chunker_settings, sentence_embedder
 from ragkit.backends import LocalSettings, Settings, open_backend, parse_location
 from ragkit.backends.manifest import Manifest
+from ragkit.backends.urls import DEFAULT_TENANT
 from ragkit.chain import RetrievalQA
-from ragkit.errors import KnowledgeBaseLockedError
+from ragkit.errors import ConfigurationError, KnowledgeBaseLockedError
 from ragkit.indexing.indexer import Indexer, Progress, Source
 from ragkit.protocols import (
     Chunker,
@@ -84,6 +86,10 @@ class RAG:
             supporting sentences, flag unsupported claims, and refuse when nothing
             retrieved is relevant enough (:class:`~ragkit.verification.CitationVerifier`).
         k: chunks given to the generator per question.
+        tenant: who owns the kb: recorded when it is created (default ``default``);
+            for a database URL it chooses the tenant's kb of that name (the same as
+            ``&tenant=`` in the URL). Opening a folder kb with another tenant than the
+            one recorded is an error.
 
     Writes (``add``, ``sync``, ``delete``) are incremental and crash safe, and hold the
     kb's writers' lock (a folder's ``path/.lock``: a second process writing the same
@@ -110,23 +116,26 @@ class RAG:
         verify: bool = True,
         k: int = 4,
         cache: bool = True,
+        tenant: str | None = None,
     ) -> None:
         check_retrieval(retrieval)
         settings = parse_location(path)
+        if tenant is not None and not isinstance(settings, LocalSettings):
+            from ragkit.backends.catalog import check_tenant
+
+            settings = replace(settings, tenant=check_tenant(tenant))
         self.path = settings.path if isinstance(settings, LocalSettings) else None
+        self.tenant: str = tenant or str(getattr(settings, "tenant", DEFAULT_TENANT))
         self._lock = threading.RLock()
         keyword = retriever is None and retrieval != "dense"
         backend = open_backend(settings, store=store, keyword=keyword, keyword_scope=keyword_scope)
         self.backend: KnowledgeBaseBackend = backend
         self.location = backend.location
-        manifest = backend.read_manifest()
-
         if embedder is None:
             from ragkit.embeddings import SentenceTransformerEmbedder
 
             embedder = SentenceTransformerEmbedder()
-        if manifest is not None:
-            manifest.check_embedder(embedder.model_id, self.location)
+        manifest = self._check_manifest(embedder, tenant)
         # The generator and the verifier embed passage and answer sentences: not chunks,
         # so not cached in the kb; they share the vectors of one question in memory.
         answer_embedder = sentence_embedder(embedder)
@@ -171,9 +180,22 @@ class RAG:
             embedder_model=self.embedder.model_id,
             store=self.store_name,
             chunker=chunker_settings(chunker),
+            tenant=self.tenant,
         )
         self._checked = False
         self._recover_if_free()
+
+    def _check_manifest(self, embedder: Embedder, tenant: str | None) -> Manifest | None:
+        """The kb's manifest, checked against the embedder and the tenant asked for."""
+        manifest = self.backend.read_manifest()
+        if manifest is not None:
+            manifest.check_embedder(embedder.model_id, self.location)
+            if tenant is not None and manifest.tenant != tenant:
+                raise ConfigurationError(
+                    f"{self.location} belongs to the tenant {manifest.tenant!r}, not {tenant!r}"
+                )
+            self.tenant = manifest.tenant
+        return manifest
 
     def _recover_if_free(self) -> None:
         """Repair an interrupted write now, unless another process is writing."""

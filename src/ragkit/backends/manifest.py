@@ -26,6 +26,8 @@ class Manifest:
         dimension: vector length; ``0`` until the first vectors are written.
         store: the store backend name (``chroma``, ``faiss``, ``memory``) or ``custom``.
         chunker: the chunker's settings, for the record.
+        tenant: who owns the kb (``ragkit ingest --tenant``; what a server's API keys
+            are checked against).
         format_version: layout version of the kb folder.
     """
 
@@ -33,6 +35,7 @@ class Manifest:
     dimension: int = 0
     store: str = "chroma"
     chunker: dict[str, Any] = field(default_factory=dict)
+    tenant: str = "default"
     format_version: int = FORMAT_VERSION
 
     @classmethod

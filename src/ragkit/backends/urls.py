@@ -30,6 +30,9 @@ __all__ = [
 
 #: What a kb (or Milvus collection) name may be: it names tables and schemas.
 KB_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+#: What a tenant name may be (see :mod:`ragkit.backends.catalog`).
+TENANT_NAME = re.compile(r"^[a-z][a-z0-9]{0,19}$")
+DEFAULT_TENANT = "default"
 _PG_SCHEMES = ("postgresql", "postgres")
 _MILVUS_SCHEMES = ("milvus", "milvus+https")
 
@@ -47,8 +50,10 @@ class PostgresSettings:
 
     Attributes:
         dsn: the connection string handed to libpq, without ragkit's own parameters.
-        kb: the knowledge base's name (default ``default``); its tables live in the
-            schema ``ragkit_<kb>``.
+        kb: the knowledge base's name (default ``default``).
+        tenant: who owns it (default ``default``); the kb's tables live in the schema
+            ``ragkit_<kb>``, or ``ragkit_<tenant>__<kb>`` for another tenant, so two
+            tenants' kbs of one name never share a table.
         pool_min, pool_max: connections the pool keeps and may open.
         lock_wait: seconds a writer waits for another writer of the kb before
             :class:`~ragkit.errors.KnowledgeBaseLockedError`.
@@ -58,6 +63,7 @@ class PostgresSettings:
 
     dsn: str
     kb: str = "default"
+    tenant: str = DEFAULT_TENANT
     pool_min: int = 1
     pool_max: int = 8
     lock_wait: float = 60.0
@@ -65,8 +71,14 @@ class PostgresSettings:
     connect_timeout: float = 10.0
 
     @property
+    def namespace(self) -> str:
+        """The kb's name within the database: ``kb``, or ``<tenant>__<kb>``."""
+        return _namespace(self.tenant, self.kb)
+
+    @property
     def location(self) -> str:
-        return f"{redact(self.dsn)}?kb={self.kb}"
+        tenant = "" if self.tenant == DEFAULT_TENANT else f"&tenant={self.tenant}"
+        return f"{redact(self.dsn)}?kb={self.kb}{tenant}"
 
 
 @dataclass(frozen=True)
@@ -75,8 +87,10 @@ class MilvusSettings:
 
     Attributes:
         uri: the server's ``http(s)://host:port``.
-        collection: the chunk collection's name (default ``ragkit``); the record and
-            manifest live in ``<collection>_record``.
+        collection: the kb's name (default ``ragkit``): its chunks live in the
+            collection of that name (``<tenant>__<collection>`` for a tenant other than
+            ``default``), its record and manifest in ``<that>_record``.
+        tenant: who owns it.
         db_name: the Milvus database.
         token: from ``MILVUS_TOKEN`` in the environment (never from the URL).
         lock_wait: seconds a writer waits for another writer's lease.
@@ -84,16 +98,27 @@ class MilvusSettings:
 
     uri: str
     collection: str = "ragkit"
+    tenant: str = DEFAULT_TENANT
     db_name: str = ""
     token: str = field(default="", repr=False)
     lock_wait: float = 60.0
 
     @property
+    def namespace(self) -> str:
+        """The chunk collection's name: ``collection``, or ``<tenant>__<collection>``."""
+        return _namespace(self.tenant, self.collection)
+
+    @property
     def location(self) -> str:
-        return f"milvus://{urlsplit(self.uri).netloc}?collection={self.collection}"
+        tenant = "" if self.tenant == DEFAULT_TENANT else f"&tenant={self.tenant}"
+        return f"milvus://{urlsplit(self.uri).netloc}?collection={self.collection}{tenant}"
 
 
 Settings = LocalSettings | PostgresSettings | MilvusSettings
+
+
+def _namespace(tenant: str, name: str) -> str:
+    return name if tenant == DEFAULT_TENANT else f"{tenant}__{name}"
 
 
 def redact(url: str) -> str:
@@ -121,18 +146,29 @@ def _number(params: dict[str, str], key: str, default: float, url: str) -> float
 
 
 def _name(value: str, what: str, url: str) -> str:
-    if not KB_NAME.match(value):
+    if not KB_NAME.match(value) or "__" in value:
         raise ConfigurationError(
             f"{redact(url)}: {what} {value!r} must be 1 to 40 lowercase letters, digits or "
-            "underscores, starting with a letter"
+            "single underscores, starting with a letter"
         )
     return value
+
+
+def _tenant(params: dict[str, str], url: str) -> str:
+    tenant = params.pop("tenant", DEFAULT_TENANT)
+    if not TENANT_NAME.match(tenant):
+        raise ConfigurationError(
+            f"{redact(url)}: tenant {tenant!r} must be 1 to 20 lowercase letters or digits, "
+            "starting with a letter"
+        )
+    return tenant
 
 
 def _postgres(url: str) -> PostgresSettings:
     parts = urlsplit(url)
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     kb = _name(params.pop("kb", "default"), "kb", url)
+    tenant = _tenant(params, url)
     pool_min = int(_number(params, "pool_min", 1, url))
     pool_max = int(_number(params, "pool_max", 8, url))
     if pool_min > pool_max:
@@ -140,6 +176,7 @@ def _postgres(url: str) -> PostgresSettings:
     settings = PostgresSettings(
         dsn="",
         kb=kb,
+        tenant=tenant,
         pool_min=pool_min,
         pool_max=pool_max,
         lock_wait=_number(params, "lock_wait", 60.0, url),
@@ -160,6 +197,7 @@ def _milvus(url: str) -> MilvusSettings:
         raise ConfigurationError(f"{url}: a Milvus URL needs a host, e.g. milvus://127.0.0.1:19530")
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     collection = _name(params.pop("collection", "ragkit"), "collection", url)
+    tenant = _tenant(params, url)
     lock_wait = _number(params, "lock_wait", 60.0, url)
     db_name = params.pop("db", parts.path.strip("/"))
     if params:
@@ -168,6 +206,7 @@ def _milvus(url: str) -> MilvusSettings:
     return MilvusSettings(
         uri=f"{scheme}://{parts.hostname}:{parts.port or 19530}",
         collection=collection,
+        tenant=tenant,
         db_name=db_name,
         token=os.environ.get("MILVUS_TOKEN", ""),
         lock_wait=lock_wait,

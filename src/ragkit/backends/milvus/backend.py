@@ -60,7 +60,7 @@ class MilvusBackend:
         self.settings = settings
         self.location = settings.location
         self._conn = Connection(settings)
-        self._record_name = f"{settings.collection}_record"
+        self._record_name = f"{settings.namespace}_record"
         try:
             record_collection(self._conn, self._record_name)
             self._store = MilvusStore(settings, connection=self._conn)

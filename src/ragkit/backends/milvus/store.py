@@ -60,7 +60,7 @@ class MilvusStore:
     def __init__(self, settings: MilvusSettings, *, connection: Connection | None = None) -> None:
         self._owns = connection is None
         self._conn = connection if connection is not None else Connection(settings)
-        self.name = settings.collection
+        self.name = settings.namespace
         self.location = settings.location
         self._lock = threading.Lock()
         self._dimension: int | None = None
