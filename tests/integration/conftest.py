@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -31,12 +32,16 @@ def milvus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def postgres_server() -> Iterator[Any]:
     """One real PostgreSQL 16 with pgvector (the ``pgserver`` package) per test session,
-    on a Unix socket in a temporary folder; stopped and deleted at the end."""
+    on a Unix socket in a temporary folder; stopped and deleted at the end.
+
+    The folder is not under pytest's ``tmp_path`` tree: run as root, pgserver runs the
+    server as the user ``pgserver``, and pytest keeps its tree private (0700).
+    """
     pgserver = pytest.importorskip("pgserver", reason="pgserver (PostgreSQL 16) not installed")
     pytest.importorskip("psycopg", reason="psycopg not installed")
-    folder: Path = tmp_path_factory.mktemp("postgres")
+    folder = Path(tempfile.mkdtemp(prefix="ragkit-pg-"))
     server = pgserver.get_server(folder, cleanup_mode="delete")
     try:
         yield server
