@@ -43,9 +43,9 @@ def main(kb: Path, llm: bool = False) -> None:
             if not llm:
                 print(rag.ask(question))
             else:
-                for item in rag.stream(question):
+                for item in rag.stream(question):  # verified text, a sentence at a time
                     if isinstance(item, Answer):
-                        print(f"\nVerified: {item}")
+                        print("\n" + item.format_sources().strip())
                     else:
                         sys.stdout.write(item)
                         sys.stdout.flush()

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING
 from ragkit.citations import answer_from_generation
 from ragkit.errors import ConfigurationError
 from ragkit.protocols import Filters, Generator, Reranker, Retriever
-from ragkit.types import Answer, Generation, ScoredChunk
+from ragkit.types import (
+    Answer,
+    DeltaEvent,
+    DoneEvent,
+    Generation,
+    ScoredChunk,
+    SourcesEvent,
+    StreamEvent,
+)
 
 if TYPE_CHECKING:
     from ragkit.verification import CitationVerifier, VectorMemo
@@ -113,30 +121,74 @@ class RetrievalQA:
     def stream(
         self, question: str, k: int | None = None, filters: Filters | None = None
     ) -> Iterator[str | Answer]:
-        """Yield the answer text as it is written, then the complete :class:`Answer`.
+        """Yield the answer text as it is verified, then the complete :class:`Answer`.
 
-        Generators without a ``stream`` method yield their whole text at once.
+        The text pieces joined are the answer's text: a sentence is yielded once it is
+        verified (see :meth:`events`). Generators without a ``stream`` method yield
+        their whole text at once.
         """
+        for event in self.events(question, k, filters):
+            if isinstance(event, DeltaEvent):
+                yield event.text
+            elif isinstance(event, DoneEvent):
+                yield event.answer
+
+    def events(
+        self, question: str, k: int | None = None, filters: Filters | None = None
+    ) -> Iterator[StreamEvent]:
+        """The answer as events: the sources, verified text and citations, then the answer.
+
+        :class:`~ragkit.types.SourcesEvent` comes first, once (the retrieved passages);
+        then :class:`~ragkit.types.DeltaEvent` and :class:`~ragkit.types.CitationEvent`
+        as sentences are written and verified; last, one
+        :class:`~ragkit.types.DoneEvent` with the whole :class:`Answer`. A sentence is
+        sent only once verification cannot change it any more
+        (:class:`~ragkit.verification.streaming.VerifiedStream`), so the deltas joined
+        are the final answer's text. Closing the iterator early stops the generator.
+        """
+        from ragkit.verification.streaming import VerifiedStream
+
         hits = self.retrieve(question, k, filters)
+        yield SourcesEvent(tuple(hits))
         memo: VectorMemo = {}  # the verifier embeds each sentence once per question
         refusal = self._refusal(question, hits, memo)
         if refusal is not None:
-            yield refusal.text
-            yield refusal
+            yield DeltaEvent(refusal.text)
+            yield DoneEvent(refusal)
             return
+        verifier = self.verifier
+        verified = VerifiedStream(
+            lambda generation: self._finish(question, generation, memo),
+            hits,
+            model=str(getattr(self.generator, "model", "")),
+            hold_all=verifier is not None and verifier.min_threshold < verifier.threshold,
+        )
         stream = getattr(self.generator, "stream", None)
         generation: Generation | None = None
         if stream is None:
             generation = self.generator.generate(question, hits)
-            yield generation.text
         else:
-            for item in stream(question, hits):
-                if isinstance(item, Generation):
-                    generation = item
-                else:
-                    yield item
+            items = stream(question, hits)
+            try:
+                for item in items:
+                    if isinstance(item, Generation):
+                        generation = item
+                    else:
+                        yield from verified.feed(item)
+            finally:
+                close = getattr(items, "close", None)
+                if callable(close):
+                    close()  # a consumer that stopped early stops the generator
         if generation is None:
             raise ConfigurationError(
                 f"{type(self.generator).__name__}.stream() ended without a Generation"
             )
-        yield self._finish(question, generation, memo)
+        events, answer = verified.close(generation)
+        yield from events
+        if answer.invalid_markers:
+            logger.warning(
+                "generator %s cited %s, which match no context; removed",
+                generation.model,
+                answer.invalid_markers,
+            )
+        yield DoneEvent(answer)

@@ -27,7 +27,14 @@ from ragkit.protocols import (
     Retriever,
     VectorStore,
 )
-from ragkit.types import Answer, IndexReport, ScoredChunk
+from ragkit.types import (
+    Answer,
+    DeltaEvent,
+    DoneEvent,
+    IndexReport,
+    ScoredChunk,
+    StreamEvent,
+)
 
 if TYPE_CHECKING:
     from ragkit.backends.base import KnowledgeBaseBackend, Record
@@ -299,9 +306,24 @@ class RAG:
     def stream(
         self, question: str, k: int | None = None, filters: Filters | None = None
     ) -> Iterator[str | Answer]:
-        """Yield the answer text as it is written, then the complete :class:`Answer`."""
-        items = self.qa.stream(question, k, filters)
-        with self.backend.reading():  # retrieval runs before the first item
+        """Yield the answer text as it is verified, then the complete :class:`Answer`;
+        the text pieces joined are the answer's text (see :meth:`events`)."""
+        for event in self.events(question, k, filters):
+            if isinstance(event, DeltaEvent):
+                yield event.text
+            elif isinstance(event, DoneEvent):
+                yield event.answer
+
+    def events(
+        self, question: str, k: int | None = None, filters: Filters | None = None
+    ) -> Iterator[StreamEvent]:
+        """The answer as events: sources, verified text and citations, then the Answer.
+
+        See :meth:`ragkit.chain.RetrievalQA.events`; what ``ragkit serve`` streams as
+        server-sent events.
+        """
+        items = self.qa.events(question, k, filters)
+        with self.backend.reading():  # retrieval runs before the first event
             first = next(items, None)
         if first is not None:
             yield first

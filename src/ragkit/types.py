@@ -17,13 +17,18 @@ __all__ = [
     "Answer",
     "Chunk",
     "Citation",
+    "CitationEvent",
+    "DeltaEvent",
     "Document",
+    "DoneEvent",
     "FileIssue",
     "Generation",
     "Heading",
     "IndexReport",
     "PageSpan",
     "ScoredChunk",
+    "SourcesEvent",
+    "StreamEvent",
     "chunk_id",
     "document_id",
 ]
@@ -328,6 +333,40 @@ class Answer:
                 for h in self.related
             ]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesEvent:
+    """First event of a streamed answer: the passages retrieved for it, best first."""
+
+    hits: tuple[ScoredChunk, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaEvent:
+    """More of the answer's text, already verified: the deltas of a stream, joined, are
+    the final :attr:`Answer.text`; nothing sent is withdrawn later."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CitationEvent:
+    """A marker ``[n]`` that the text sent so far uses for the first time, and its source.
+    The final answer's citation of that marker may quote more of the passage."""
+
+    citation: Citation
+
+
+@dataclass(frozen=True, slots=True)
+class DoneEvent:
+    """Last event: the complete :class:`Answer`."""
+
+    answer: Answer
+
+
+#: What ``RAG.events`` yields: sources once, deltas and citations, then done.
+StreamEvent = SourcesEvent | DeltaEvent | CitationEvent | DoneEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,10 +80,9 @@ def test_stream_yields_deltas_then_answer_with_citations() -> None:
     gen = CompletionGenerator(lambda p: "", stream=lambda p: iter(["It is ", "alpha [1]", " [9]."]))
     qa = RetrievalQA(ListRetriever(["alpha text"]), gen)
     items = list(qa.stream("q"))
-    assert items[:3] == ["It is ", "alpha [1]", " [9]."]
     answer = items[-1]
     assert isinstance(answer, Answer)
-    assert answer.text == "It is alpha [1]."
+    assert "".join(items[:-1]) == answer.text == "It is alpha [1]."  # [9] never sent
     assert answer.invalid_markers == (9,)
     assert answer.citations[0].quote == "alpha text"
 

@@ -157,11 +157,9 @@ def _ask(args: argparse.Namespace) -> int:
             answer = rag.ask(args.question, k=args.k)
             print(json.dumps(answer.to_dict(), indent=2, default=str))
             return 0
-        streamed: list[str] = []
         final: Answer | None = None
         for item in rag.stream(args.question, k=args.k):
-            if isinstance(item, str):
-                streamed.append(item)
+            if isinstance(item, str):  # verified text: never taken back
                 sys.stdout.write(item)
                 sys.stdout.flush()
             else:
@@ -169,9 +167,6 @@ def _ask(args: argparse.Namespace) -> int:
         if final is None:  # pragma: no cover - the chain always ends with an Answer
             return 1
         print()
-        if final.text != "".join(streamed).strip():
-            # Verification re-pointed or removed markers, or turned the text into a refusal.
-            print(f"\nVerified: {final.text}")
         if final.extractive and not final.refused:
             print("(extractive answer: sentences quoted from your documents)")
         sources = final.format_sources()
