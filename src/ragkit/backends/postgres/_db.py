@@ -15,22 +15,17 @@ import logging
 import math
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from ragkit.backends.postgres._schema import (
-    WRITE_LOCK,
-    WRITER_LOCK,
-    kb_key,
-    migrate,
-    schema_name,
-)
+from ragkit.backends.postgres._lock import WriterLock
+from ragkit.backends.postgres._schema import WRITE_LOCK, kb_key, migrate, schema_name
 from ragkit.backends.urls import PostgresSettings
-from ragkit.errors import ConfigurationError, KnowledgeBaseLockedError, StoreError
+from ragkit.errors import ConfigurationError, StoreError
 
 __all__ = ["Database"]
 
@@ -61,9 +56,13 @@ class Database:
         self.key = kb_key(settings.kb)
         self._dimension: int | None = None
         self._local = threading.local()  # the thread's pinned read connection
-        self._writer_guard = threading.Lock()
-        self._writer: psycopg.Connection[Any] | None = None  # holds the writers' lock
-        self._writer_depth = 0
+        self.writer_lock = WriterLock(
+            lambda: self._connect(autocommit=True),
+            self.errors,
+            self.key,
+            self.location,
+            settings.lock_wait,
+        )
         with self.errors("opening the knowledge base"), self._connect() as conn:
             migrate(conn, self.schema, self.location)
             row = conn.execute(
@@ -160,67 +159,16 @@ class Database:
             conn.cursor() as cur,
         ):
             cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (WRITE_LOCK, self.key))
-            self._check_writer(cur)
+            self.writer_lock.check(cur)
             yield cur
 
-    def _check_writer(self, cur: psycopg.Cursor[Any]) -> None:
-        """Refuse to write when this object's writers' lock was lost (a server restart)."""
-        writer = self._writer
-        if not self._writer_depth or writer is None:
-            return
-        cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND pid = %s AND classid = %s::oid AND objid = %s::oid AND objsubid = 2 "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-            (writer.info.backend_pid, WRITER_LOCK, self.key & 0xFFFFFFFF),
-        )
-        row = cur.fetchone()
-        if not (row and row[0]):
-            raise StoreError(
-                f"PostgreSQL knowledge base {self.location}: the writers' lock was lost (the "
-                "server restarted or the connection dropped); nothing was written. Start the "
-                "add or sync again"
-            )
-
-    @contextmanager
-    def writer(self) -> Iterator[None]:
+    def writer(self) -> AbstractContextManager[None]:
         """Hold the kb's writers' lock (re-entrant per object); wait up to ``lock_wait``.
 
         Raises:
             KnowledgeBaseLockedError: another writer holds it after the wait.
         """
-        with self._writer_guard:
-            if self._writer_depth:
-                self._writer_depth += 1
-            else:
-                self._writer = self._take_writer_lock()
-                self._writer_depth = 1
-        try:
-            yield
-        finally:
-            with self._writer_guard:
-                self._writer_depth -= 1
-                if not self._writer_depth and self._writer is not None:
-                    conn, self._writer = self._writer, None
-                    with suppress(psycopg.Error):  # else the lock went with its connection
-                        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (WRITER_LOCK, self.key))
-                    conn.close()
-
-    def _take_writer_lock(self) -> psycopg.Connection[Any]:
-        with self.errors("taking the writers' lock"):
-            conn = self._connect(autocommit=True)
-            try:
-                wait = f"{max(1, round(self.settings.lock_wait * 1000))}ms"
-                conn.execute("SELECT set_config('lock_timeout', %s, false)", (wait,))
-                conn.execute("SELECT pg_advisory_lock(%s, %s)", (WRITER_LOCK, self.key))
-            except psycopg.errors.LockNotAvailable:
-                conn.close()
-                raise KnowledgeBaseLockedError(f"the writers' lock of {self.location}") from None
-            except BaseException:
-                conn.close()
-                raise
-        logger.debug("took the writers' lock of %s", self.location)
-        return conn
+        return self.writer_lock.hold()
 
     # -- the vector column -------------------------------------------------------------
 
@@ -256,10 +204,7 @@ class Database:
 
     def close(self) -> None:
         """Close the pool and release the writers' lock if held."""
-        with self._writer_guard:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer, self._writer_depth = None, 0
+        self.writer_lock.close()
         self._pool.close()
 
 
