@@ -23,6 +23,7 @@ from ragkit.backends.urls import (
 from ragkit.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from ragkit.backends.catalog import Catalog
     from ragkit.protocols import VectorStore
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "RecordEntry",
     "Settings",
     "open_backend",
+    "open_catalog",
     "parse_location",
 ]
 
@@ -75,3 +77,38 @@ def open_backend(
     from ragkit.backends.milvus import MilvusBackend
 
     return MilvusBackend(settings)
+
+
+def open_catalog(location: str | os.PathLike[str] | Settings) -> Catalog:
+    """The catalog of the engine at ``location``: its kbs per tenant, API keys and jobs.
+
+    A folder is a :class:`~ragkit.backends.local_catalog.LocalCatalog` (a root of kbs,
+    or one kb folder); a ``postgresql://`` or ``milvus://`` URL the catalog kept in that
+    database or server (the URL's ``kb``/``collection`` is ignored: a catalog holds
+    every kb of every tenant).
+
+    Raises:
+        ConfigurationError: ``location`` is not a folder or a known URL.
+    """
+    settings = parse_location(location)
+    if isinstance(settings, LocalSettings):
+        if settings.path is None:
+            raise ConfigurationError(
+                "a catalog needs a folder or a database URL, not an in-memory kb"
+            )
+        from ragkit.backends.local_catalog import LocalCatalog
+
+        return LocalCatalog(settings.path)
+    if isinstance(settings, PostgresSettings):
+        from ragkit.backends.postgres.catalog import (  # type: ignore[import-not-found,unused-ignore]
+            PostgresCatalog,
+        )
+
+        catalog: Catalog = PostgresCatalog(settings)
+        return catalog
+    from ragkit.backends.milvus.catalog import (  # type: ignore[import-not-found,unused-ignore]
+        MilvusCatalog,
+    )
+
+    milvus_catalog: Catalog = MilvusCatalog(settings)
+    return milvus_catalog
