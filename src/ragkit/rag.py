@@ -138,6 +138,34 @@ class RAG:
         backend = open_backend(settings, store=store, keyword=keyword, keyword_scope=keyword_scope)
         self.backend: KnowledgeBaseBackend = backend
         self.location = backend.location
+        try:
+            self._assemble(
+                embedder, chunker, loader, retriever=retriever, generator=generator,
+                reranker=reranker, fetch_k=fetch_k, retrieval=retrieval, verify=verify, k=k,
+                cache=cache, tenant=tenant,
+            )  # fmt: skip
+        except BaseException:
+            backend.close()  # its pool or files, not left to the garbage collector
+            raise
+
+    def _assemble(
+        self,
+        embedder: Embedder | None,
+        chunker: Chunker | None,
+        loader: Loader | None,
+        *,
+        retriever: Retriever | None,
+        generator: Generator | None,
+        reranker: Reranker | None,
+        fetch_k: int | None,
+        retrieval: Retrieval,
+        verify: bool,
+        k: int,
+        cache: bool,
+        tenant: str | None,
+    ) -> None:
+        """The stages around the backend: embedder, chunker, loader, retriever, chain."""
+        backend = self.backend
         if embedder is None:
             from ragkit.embeddings import SentenceTransformerEmbedder
 
@@ -206,7 +234,9 @@ class RAG:
 
     def _recover_if_free(self) -> None:
         """Repair an interrupted write now, unless another process is writing."""
-        if not self.record.pending() and self.record.chunk_total() == self.store.count():
+        with self.backend.reading():  # one snapshot: a batch committed meanwhile is whole
+            clean = not self.record.pending() and self.record.chunk_total() == self.store.count()
+        if clean:
             return
         try:
             with self.backend.writing():

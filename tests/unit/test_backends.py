@@ -62,7 +62,12 @@ def test_a_postgres_url_keeps_libpq_parameters_and_takes_ragkits() -> None:
     assert settings.lock_wait == 5.0
     assert settings.dsn == "postgresql://app:s3cret@db.internal:5433/docs?sslmode=require"
     assert "s3cret" not in settings.location
-    assert settings.location == "postgresql://app@db.internal:5433/docs?sslmode=require?kb=handbook"
+    assert settings.location == "postgresql://app@db.internal:5433/docs?sslmode=require&kb=handbook"
+    spaced = parse_location("postgresql://h/db?options=-c%20statement_timeout%3D5000&kb=x")
+    assert spaced.dsn == "postgresql://h/db?options=-c%20statement_timeout%3D5000"  # type: ignore[union-attr]
+    other = parse_location("postgresql://h/db?kb=docs&tenant=acme")
+    assert other.namespace == "acme__docs"  # type: ignore[union-attr]
+    assert other.location == "postgresql://h/db?kb=docs&tenant=acme"
     assert parse_location("postgres://h/db").kb == "default"  # type: ignore[union-attr]
 
 

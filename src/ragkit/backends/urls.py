@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from ragkit.errors import ConfigurationError
 
@@ -77,8 +77,9 @@ class PostgresSettings:
 
     @property
     def location(self) -> str:
+        dsn = redact(self.dsn)
         tenant = "" if self.tenant == DEFAULT_TENANT else f"&tenant={self.tenant}"
-        return f"{redact(self.dsn)}?kb={self.kb}{tenant}"
+        return f"{dsn}{'&' if '?' in dsn else '?'}kb={self.kb}{tenant}"
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,9 @@ def _postgres(url: str) -> PostgresSettings:
         ef_search=int(_number(params, "ef_search", 100, url)),
         connect_timeout=_number(params, "connect_timeout", 10.0, url),
     )
-    dsn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(params), ""))
+    # quote, not quote_plus: libpq reads %20, not +, as a space (options=-c a=b).
+    query = urlencode(params, quote_via=quote)
+    dsn = urlunsplit(("postgresql", parts.netloc, parts.path, query, ""))
     return PostgresSettings(**{**settings.__dict__, "dsn": dsn})
 
 

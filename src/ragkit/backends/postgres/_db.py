@@ -52,8 +52,8 @@ class Database:
     def __init__(self, settings: PostgresSettings) -> None:
         self.settings = settings
         self.location = settings.location
-        self.schema = schema_name(settings.kb)
-        self.key = kb_key(settings.kb)
+        self.schema = schema_name(settings.namespace)
+        self.key = kb_key(settings.namespace)
         self._dimension: int | None = None
         self._local = threading.local()  # the thread's pinned read connection
         self.writer_lock = WriterLock(
@@ -77,7 +77,7 @@ class Database:
             configure=register_vector,
             check=ConnectionPool.check_connection,
             timeout=settings.connect_timeout,
-            name=f"ragkit-{settings.kb}",
+            name=f"ragkit-{settings.namespace}",
             open=False,
         )
         with self.errors("opening the connection pool"):

@@ -59,8 +59,9 @@ MIGRATIONS: list[list[str]] = [
 
 
 def schema_name(kb: str) -> str:
-    """The kb's schema; ``kb`` matches :data:`ragkit.backends.urls.KB_NAME`, so it is a
-    plain identifier that needs no quoting."""
+    """The kb's schema; ``kb`` is its namespace (``name`` or ``<tenant>__<name>``, made
+    of :data:`ragkit.backends.urls.KB_NAME` characters), a plain identifier that needs no
+    quoting."""
     return f"ragkit_{kb}"
 
 
