@@ -13,12 +13,17 @@ catch either::
     │   └── NoTextError                       the file (or page) holds no extractable text
     ├── StoreError                            a vector store failed or is inconsistent
     ├── KnowledgeBaseLockedError              another process is writing the kb
-    └── GenerationError                       the generator failed to produce an answer
+    ├── GenerationError                       the generator failed to produce an answer
+    └── RemoteError                           a ragkit server answered with an error
+        ├── AuthenticationError (PermissionError)  no valid key (401) or scope (403)
+        ├── NotFoundError (LookupError)       no such kb, document or job (404)
+        └── RateLimitError                    too many requests (429; retry_after)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "ConfigurationError",
     "EmbedderMismatchError",
     "GenerationError",
@@ -26,7 +31,10 @@ __all__ = [
     "LoaderError",
     "MissingDependencyError",
     "NoTextError",
+    "NotFoundError",
     "RagkitError",
+    "RateLimitError",
+    "RemoteError",
     "StoreError",
     "UnsupportedFormatError",
 ]
@@ -101,3 +109,38 @@ class KnowledgeBaseLockedError(RagkitError):
 
 class GenerationError(RagkitError):
     """A generator could not produce an answer."""
+
+
+class RemoteError(RagkitError):
+    """A ragkit server (:mod:`ragkit.client`) answered with an error; the message is the
+    server's.
+
+    Attributes:
+        status: the HTTP status.
+        code: the server's error code (``not_found``, ``invalid_request``...).
+    """
+
+    def __init__(self, message: str, status: int, code: str = "") -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message)
+
+
+class AuthenticationError(RemoteError, PermissionError):
+    """The server refused the API key (401) or its scope (403)."""
+
+
+class NotFoundError(RemoteError, LookupError):
+    """The server has no such kb, document or job for this key's tenant (404)."""
+
+
+class RateLimitError(RemoteError):
+    """Too many requests for this key (429).
+
+    Attributes:
+        retry_after: seconds the server asked to wait.
+    """
+
+    def __init__(self, message: str, status: int, code: str = "", retry_after: float = 1.0):
+        self.retry_after = retry_after
+        super().__init__(message, status, code)

@@ -53,3 +53,34 @@ def postgres_server() -> Iterator[Any]:
 def postgres_url(postgres_server: Any) -> str:
     """A ``postgresql://`` URL of a new, empty kb (a schema of its own) on that server."""
     return f"{postgres_server.get_uri()}&kb=t{uuid.uuid4().hex[:16]}&connect_timeout=3"
+
+
+# -- ragkit server (uvicorn on loopback) -----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ragkit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real uvicorn on 127.0.0.1 serving a root of kbs (FakeEmbedder, memory stores,
+    a slow streaming generator), with keys of two tenants. Yields a namespace: ``url``,
+    ``keys`` (``acme_read``, ``acme_write``, ``acme_admin``, ``beta_admin``),
+    ``generator`` (the :class:`~ragkit.server.testing.SlowStreamingGenerator`)."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    from types import SimpleNamespace
+
+    from ragkit.backends.keys import create_key
+    from ragkit.backends.local_catalog import LocalCatalog
+    from ragkit.server import ServerSettings, create_app
+    from ragkit.server.testing import SlowStreamingGenerator, fake_opener, running_server
+
+    root = tmp_path_factory.mktemp("ragkit-server")
+    catalog = LocalCatalog(root)
+    keys = {}
+    for tenant, scopes in (("acme", ("read",)), ("acme", ("write",)), ("acme", ("admin",)),
+                           ("beta", ("admin",))):  # fmt: skip
+        _, keys[f"{tenant}_{scopes[0]}"] = create_key(catalog, tenant, scopes)
+    generator = SlowStreamingGenerator()
+    settings = ServerSettings(kb=str(root), rate_limit=0, sse_heartbeat=0.2)
+    app = create_app(settings, catalog=catalog, open_rag=fake_opener(generator))
+    with running_server(app) as url:
+        yield SimpleNamespace(url=url, keys=keys, generator=generator, root=root)

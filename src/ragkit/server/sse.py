@@ -55,6 +55,12 @@ async def from_thread(
             iterator = make()
         return next(iterator, _END)
 
+    def close_later(_: object = None) -> None:
+        try:
+            loop.run_in_executor(None, close)
+        except RuntimeError:  # the loop is shutting down: close here
+            close()
+
     def close() -> None:
         close_it = getattr(iterator, "close", None)
         if close_it is not None:
@@ -85,6 +91,6 @@ async def from_thread(
         # The iterator cannot be closed while a step runs in its thread: close it
         # after that step, without waiting here (a cancelled task must not await).
         if pending is not None and not pending.done():
-            pending.add_done_callback(lambda _: loop.run_in_executor(None, close))
+            pending.add_done_callback(close_later)
         else:
-            loop.run_in_executor(None, close)
+            close_later()

@@ -80,8 +80,9 @@ def fake_opener(generator: Generator | None = None, **options: Any) -> Callable[
 
 
 class SlowStreamingGenerator:
-    """Streams the first context's sentences back, word by word, ``delay`` s per word,
-    citing ``[1]``; counts the words it wrote, and whether it was stopped early.
+    """Streams the first context's first sentence back ``repeat`` times (numbered), word
+    by word, ``delay`` s per word, citing ``[1]``; counts the words it wrote, and
+    whether it was stopped early.
 
     Args:
         delay: seconds per word.
@@ -104,8 +105,9 @@ class SlowStreamingGenerator:
     def _text(self, contexts: Sequence[ScoredChunk]) -> str:
         if not contexts:
             return "I don't have enough information."
-        sentence = contexts[0].chunk.text.strip().rstrip(".")
-        return " ".join(f"{sentence} [1]." for _ in range(self.repeat))
+        sentence = contexts[0].chunk.text.strip().split(". ")[0].rstrip(".")
+        # Numbered, so no sentence repeats another word for word (a stream holds those).
+        return " ".join(f"{sentence}, case {i} [1]." for i in range(1, self.repeat + 1))
 
     def stream(self, question: str, contexts: Sequence[ScoredChunk]) -> Iterator[str | Generation]:
         self.words = 0
