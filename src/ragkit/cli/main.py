@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ragkit.cli.eval import add_eval_parser, run_eval
+from ragkit.cli.keys import add_keys_parser, run_keys
+from ragkit.cli.serve import add_serve_parser, run_serve
 
 __all__ = ["main"]
 
@@ -34,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--include", action="append", help="glob of files to take (repeatable)")
     ingest.add_argument("--exclude", action="append", default=[], help="glob to skip (repeatable)")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
+    ingest.add_argument("--tenant", help="who owns the kb when it is created (default: default)")
 
     sync = sub.add_parser(
         "sync", help="make a knowledge base match a folder: add new, update changed, drop gone"
@@ -46,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--include", action="append", help="glob of files to take (repeatable)")
     sync.add_argument("--exclude", action="append", default=[], help="glob to skip (repeatable)")
     sync.add_argument("--json", action="store_true", help="print the report as JSON")
+    sync.add_argument("--tenant", help="who owns the kb when it is created (default: default)")
 
     ask = sub.add_parser("ask", help="answer a question from a knowledge base")
     ask.add_argument("question")
@@ -88,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--kb", required=True, help=_KB_HELP)
 
     add_eval_parser(sub)
+    add_serve_parser(sub, _KB_HELP)
+    add_keys_parser(sub, _KB_HELP)
     return parser
 
 
@@ -103,7 +109,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     from ragkit.rag import RAG
 
-    with RAG(args.kb, store=args.store) as rag:
+    with RAG(args.kb, store=args.store, tenant=args.tenant) as rag:
         bar = tqdm(desc="indexing", unit=" files", file=sys.stderr, disable=None)
 
         def progress(source: str, done: int) -> None:
@@ -190,7 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_third_party()
     from ragkit.errors import RagkitError
 
-    handlers = {"ingest": _ingest, "sync": _ingest, "ask": _ask, "stats": _stats, "eval": run_eval}
+    handlers = {
+        "ingest": _ingest,
+        "sync": _ingest,
+        "ask": _ask,
+        "stats": _stats,
+        "eval": run_eval,
+        "serve": run_serve,
+        "keys": run_keys,
+    }
     try:
         return handlers[args.command](args)
     except RagkitError as exc:
