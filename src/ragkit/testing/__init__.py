@@ -10,14 +10,20 @@ Use them to test your own components: a store you write passes when a subclass o
         def store(self, tmp_path):
             return MyStore(tmp_path)
 
-The contract suite imports pytest, so it loads only when first used.
+The contract suites (stores, retrievers, catalogs) import pytest, so it loads only when first used.
 """
 
 from typing import Any
 
 from ragkit.testing.fakes import FakeEmbedder, FakeGenerator
 
-__all__ = ["FakeEmbedder", "FakeGenerator", "RetrieverContract", "VectorStoreContract"]
+__all__ = [
+    "CatalogContract",
+    "FakeEmbedder",
+    "FakeGenerator",
+    "RetrieverContract",
+    "VectorStoreContract",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,6 +31,10 @@ def __getattr__(name: str) -> Any:
         from ragkit.testing.store_contract import VectorStoreContract
 
         return VectorStoreContract
+    if name == "CatalogContract":
+        from ragkit.testing.catalog_contract import CatalogContract
+
+        return CatalogContract
     if name == "RetrieverContract":
         from ragkit.testing.retriever_contract import RetrieverContract
 

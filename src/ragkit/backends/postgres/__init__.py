@@ -15,7 +15,8 @@ require("psycopg_pool", extra="postgres", purpose=_PURPOSE, package="psycopg-poo
 require("pgvector.psycopg", extra="postgres", purpose=_PURPOSE, package="pgvector")
 
 from ragkit.backends.postgres.backend import PostgresBackend  # noqa: E402 (after the checks)
+from ragkit.backends.postgres.catalog import PostgresCatalog  # noqa: E402
 from ragkit.backends.postgres.keyword import PostgresBM25Retriever  # noqa: E402
 from ragkit.backends.postgres.store import PostgresStore  # noqa: E402
 
-__all__ = ["PostgresBM25Retriever", "PostgresBackend", "PostgresStore"]
+__all__ = ["PostgresBM25Retriever", "PostgresBackend", "PostgresCatalog", "PostgresStore"]

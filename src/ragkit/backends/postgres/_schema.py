@@ -19,6 +19,7 @@ from ragkit.errors import ConfigurationError
 __all__ = [
     "MIGRATE_LOCK",
     "MIGRATIONS",
+    "RESERVED_SCHEMA",
     "WRITER_LOCK",
     "WRITE_LOCK",
     "kb_key",
@@ -34,6 +35,9 @@ _NS = 0x52414700  # "RAG\0"
 WRITER_LOCK = _NS + 1
 WRITE_LOCK = _NS + 2
 MIGRATE_LOCK = _NS + 3
+
+#: The schema of the database's catalog (keys, jobs; ``catalog.py``): no kb's.
+RESERVED_SCHEMA = "ragkit_catalog"
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -61,8 +65,18 @@ MIGRATIONS: list[list[str]] = [
 def schema_name(kb: str) -> str:
     """The kb's schema; ``kb`` is its namespace (``name`` or ``<tenant>__<name>``, made
     of :data:`ragkit.backends.urls.KB_NAME` characters), a plain identifier that needs no
-    quoting."""
-    return f"ragkit_{kb}"
+    quoting.
+
+    Raises:
+        ConfigurationError: ``kb`` is ``catalog``, whose schema holds the catalog.
+    """
+    schema = f"ragkit_{kb}"
+    if schema == RESERVED_SCHEMA:
+        raise ConfigurationError(
+            f"the kb name {kb!r} is reserved in PostgreSQL: the schema {schema} holds "
+            "ragkit's catalog (API keys, jobs); choose another name"
+        )
+    return schema
 
 
 def kb_key(kb: str) -> int:
