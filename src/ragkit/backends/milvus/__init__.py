@@ -9,10 +9,12 @@ collection as a :class:`~ragkit.protocols.VectorStore`, with BM25 and hybrid sea
 ``retrievers.py`` (keyword and hybrid retrievers), ``_chunks.py`` (the chunk
 collection's schema and rows), ``_filters.py`` (ragkit filters as Milvus expressions),
 ``_ranking.py`` (the top-k over filtered candidates), ``_record.py`` (record and
-manifest rows), ``_lease.py`` (the writers' lease), ``_client.py`` (the connection).
+manifest rows), ``_lease.py`` (the writers' lease), ``_client.py`` (the connection),
+``catalog.py`` (the server's kbs per tenant, API keys and jobs).
 """
 
 from ragkit.backends.milvus.backend import MilvusBackend
+from ragkit.backends.milvus.catalog import MilvusCatalog
 from ragkit.backends.milvus.store import MilvusStore
 
-__all__ = ["MilvusBackend", "MilvusStore"]
+__all__ = ["MilvusBackend", "MilvusCatalog", "MilvusStore"]

@@ -30,9 +30,14 @@ from ragkit.backends.milvus._client import Connection, batched, pymilvus
 from ragkit.backends.milvus._filters import quote
 from ragkit.errors import ConfigurationError, StoreError
 
-__all__ = ["MilvusRecord", "record_collection", "row"]
+__all__ = ["CATALOG_PREFIX", "RECORD_FIELDS", "MilvusRecord", "record_collection", "row"]
 
 _FIELDS = ("key", "kind", "src", "version", "part", "parts", "seq", "data", "vector")
+#: The fields every record collection has (how a catalog tells a kb's record).
+RECORD_FIELDS = _FIELDS
+#: Collections of the server's catalog (``catalog.py``) start with this: no default-tenant
+#: kb may take such a name.
+CATALOG_PREFIX = "ragkit_catalog_"
 _PIECE = 60_000  # characters of ASCII JSON per row, below Milvus's VARCHAR limit
 _DUMMY = [1.0, 0.0]
 _READ = ["kind", "src", "version", "part", "parts", "seq", "data"]

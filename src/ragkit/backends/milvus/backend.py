@@ -9,7 +9,7 @@ from ragkit.backends.base import Batch
 from ragkit.backends.manifest import Manifest
 from ragkit.backends.milvus._client import STRONG, Connection
 from ragkit.backends.milvus._lease import Lease
-from ragkit.backends.milvus._record import MilvusRecord, record_collection, row
+from ragkit.backends.milvus._record import CATALOG_PREFIX, MilvusRecord, record_collection, row
 from ragkit.backends.milvus.store import MilvusStore
 from ragkit.backends.urls import MilvusSettings
 from ragkit.errors import ConfigurationError
@@ -52,11 +52,18 @@ class MilvusBackend:
     Raises:
         StoreError: the server cannot be reached or refuses the request.
         MissingDependencyError: pymilvus is not installed (extra ``milvus``).
+        ConfigurationError: a default-tenant collection name starting with
+            ``ragkit_catalog_`` (the server's catalog has those).
     """
 
     name = "milvus"
 
     def __init__(self, settings: MilvusSettings) -> None:
+        if settings.namespace.startswith(CATALOG_PREFIX):
+            raise ConfigurationError(
+                f"the collection name {settings.collection!r} is reserved in Milvus: names "
+                f"starting with {CATALOG_PREFIX} belong to ragkit's catalog; choose another"
+            )
         self.settings = settings
         self.location = settings.location
         self._conn = Connection(settings)
