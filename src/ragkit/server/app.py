@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from starlette.routing import Route
 
 from ragkit.backends import open_catalog
 from ragkit.backends.catalog import Catalog
 from ragkit.server.errors import install_error_handlers
 from ragkit.server.limits import BodyLimitMiddleware
+from ragkit.server.mcp_tools import McpEndpoint
 from ragkit.server.metrics import MetricsMiddleware
 from ragkit.server.routers import include_routers
 from ragkit.server.settings import ServerSettings
@@ -65,12 +67,14 @@ def create_app(
         extra_routers: more routers (their prefix set on them) mounted after the built-in ones.
     """
     state = ServerState(settings, catalog or open_catalog(settings.kb), open_rag)
+    mcp = McpEndpoint(state)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _announce(state)
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             state.close()
 
@@ -83,6 +87,7 @@ def create_app(
     app.state.ragkit = state
     install_error_handlers(app)
     include_routers(app, extra_routers)
+    app.router.routes.append(Route("/mcp", mcp, include_in_schema=False))
     # Added innermost first: metrics see every answer, CORS headers go on 413s too.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     if settings.cors_origins:

@@ -14,6 +14,7 @@ from ragkit.server.routers import documents as documents
 from ragkit.server.routers import health as health
 from ragkit.server.routers import jobs as jobs
 from ragkit.server.routers import kbs as kbs
+from ragkit.server.routers import openai_compat as openai_compat
 from ragkit.server.routers import query as query
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     documents.router,
     jobs.router,
     query.router,
+    openai_compat.router,
 )
 
 
