@@ -245,3 +245,65 @@ def test_annotations_point_at_every_marker_and_sources_are_numbered() -> None:
     assert notes[0].ragkit.page == 3
     assert notes[0].url_citation.url == f"http://h:1/v1/kbs/kb/documents/{document_id('a.pdf')}"
     assert [s.marker for s in sources_of(cites[::-1], "kb", "http://h:1")] == [1, 2]
+
+
+# -- what schemathesis found (tests/integration/test_server_schema.py) ------------------
+
+
+def _events(text: str) -> list[dict[str, str]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = {}
+        for line in block.splitlines():
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        if fields:
+            events.append(fields)
+    return events
+
+
+def test_every_event_stream_is_documented_as_events_that_real_streams_match(api: Api) -> None:
+    """Each text/event-stream response documents one event (an object with ``data``,
+    ``event``, ``id``), as OpenAPI 3.1 tools read it; it said ``{"type": "string"}``."""
+    jsonschema = pytest.importorskip("jsonschema")
+    doc = api.client.get("/openapi.json").json()["paths"]
+    streams = {
+        path: op["responses"]["200"]["content"]["text/event-stream"]["schema"]
+        for path, item in doc.items()
+        for op in item.values()
+        if "text/event-stream" in op.get("responses", {}).get("200", {}).get("content", {})
+    }
+    assert set(streams) == {
+        "/v1/kbs/{kb}/ask",
+        "/v1/jobs/{job_id}/events",
+        "/v1/chat/completions",
+    }
+    h = api.h("acme_read")
+    sent = {
+        "/v1/kbs/{kb}/ask": api.client.post(
+            "/v1/kbs/handbook/ask", json={"question": "refunds?", "stream": True}, headers=h
+        ),
+        "/v1/chat/completions": api.client.post(
+            "/v1/chat/completions", json={"model": "handbook", **ASK, "stream": True}, headers=h
+        ),
+    }
+    for path, response in sent.items():
+        events = _events(response.text)
+        assert len(events) >= 3, path
+        for event in events:
+            jsonschema.validate(event, streams[path])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"event": "sources"}, streams["/v1/kbs/{kb}/ask"])
+
+
+def test_an_upload_with_no_files_is_invalid_in_the_schema_too(api: Api) -> None:
+    """The schema allowed ``files: []`` (which multipart cannot send) while the server
+    answered 422 "files: Field required"; it now says ``minItems: 1``."""
+    doc = api.client.get("/openapi.json").json()
+    ref = doc["paths"]["/v1/kbs/{kb}/documents"]["post"]["requestBody"]["content"][
+        "multipart/form-data"
+    ]["schema"]["$ref"]
+    files = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]["files"]
+    assert files["minItems"] == 1

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from fastapi import Request
 
-__all__ = ["HEARTBEAT", "SSE_HEADERS", "encode", "from_thread"]
+__all__ = ["HEARTBEAT", "SSE_HEADERS", "encode", "event_stream_doc", "from_thread"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,24 @@ HEARTBEAT = b": keep-alive\n\n"
 #: Response headers of every event stream (no proxy buffering, no caching).
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _END = object()
+
+
+def event_stream_doc(*names: str, ids: bool = True) -> dict[str, Any]:
+    """The OpenAPI ``content`` of a ``text/event-stream`` response. In OpenAPI 3.1 (as
+    ``itemSchema`` says it in 3.2) the schema describes one event, an object with the
+    fields ``event``, ``data`` (JSON text), ``id``; ``names`` are the events sent (none:
+    ``data``-only events, as OpenAI's streams send)."""
+    properties: dict[str, Any] = {
+        "data": {"type": "string", "description": "JSON, one line"},
+    }
+    required = ["data"]
+    if names:
+        properties["event"] = {"type": "string", "enum": list(names)}
+        required.append("event")
+    if ids:
+        properties["id"] = {"type": "string", "pattern": "^[0-9]+$"}
+    event = {"type": "object", "properties": properties, "required": required}
+    return {"text/event-stream": {"schema": event}}
 
 
 def encode(event: str, data: Any, event_id: int | None = None) -> bytes:

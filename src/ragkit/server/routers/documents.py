@@ -176,7 +176,9 @@ def upload(
     key: WriteKey,
     state: State,
     response: Response,
-    files: Annotated[list[UploadFile], File(description="the files; each name is its source")],
+    files: Annotated[
+        list[UploadFile], File(description="the files; each name is its source", min_length=1)
+    ],
     metadata: Annotated[
         str | None, Form(description="a JSON object added to every document's metadata")
     ] = None,

@@ -19,7 +19,7 @@ from ragkit.backends.catalog import JobRecord
 from ragkit.server.errors import not_found
 from ragkit.server.jobs import TERMINAL
 from ragkit.server.routers._common import ReadKey, State, WriteKey, errors
-from ragkit.server.sse import HEARTBEAT, SSE_HEADERS, encode
+from ragkit.server.sse import HEARTBEAT, SSE_HEADERS, encode, event_stream_doc
 from ragkit.server.state import ServerState
 from ragkit.server.wire import JobOut
 
@@ -55,7 +55,7 @@ def cancel_job(job_id: str, key: WriteKey, state: State) -> JobOut:
     summary="Server-sent events of a job's progress, ending with 'done'",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: {"content": event_stream_doc("progress", "done")},
         **errors(404),
     },
 )

@@ -44,7 +44,7 @@ from ragkit.server.openai_wire import (
     sources_of,
 )
 from ragkit.server.routers._common import ReadKey, State
-from ragkit.server.sse import HEARTBEAT, SSE_HEADERS, from_thread
+from ragkit.server.sse import HEARTBEAT, SSE_HEADERS, event_stream_doc, from_thread
 from ragkit.server.state import ServerState
 from ragkit.types import Answer, DeltaEvent, DoneEvent
 
@@ -195,7 +195,7 @@ def _completion_id() -> str:
     ),
     response_model=ChatCompletion,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: {"content": event_stream_doc(ids=False)},
         **_errors(404, 422),
     },
 )

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from ragkit.errors import RagkitError
 from ragkit.server.errors import status_of
 from ragkit.server.routers._common import ReadKey, State, errors
-from ragkit.server.sse import HEARTBEAT, SSE_HEADERS, encode, from_thread
+from ragkit.server.sse import HEARTBEAT, SSE_HEADERS, encode, event_stream_doc, from_thread
 from ragkit.server.wire import (
     AnswerOut,
     AskRequest,
@@ -64,7 +64,7 @@ def search(kb: str, body: SearchRequest, key: ReadKey, state: State) -> SearchRe
     description=_SSE_DOC,
     response_model=AnswerOut,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: {"content": event_stream_doc("sources", "delta", "citation", "done", "error")},
         **errors(400, 404),
     },
 )
