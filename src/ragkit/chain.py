@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ragkit.citations import answer_from_generation
@@ -20,6 +21,7 @@ from ragkit.types import (
 )
 
 if TYPE_CHECKING:
+    from ragkit.retrieval.history import Condenser, History
     from ragkit.verification import CitationVerifier, VectorMemo
 
 __all__ = ["RetrievalQA"]
@@ -38,6 +40,9 @@ class RetrievalQA:
         >>> qa = RetrievalQA(retriever, ExtractiveGenerator())  # doctest: +SKIP
         >>> answer = qa.ask("How do I set a timeout?", k=4)  # doctest: +SKIP
         >>> [c.source for c in answer.citations]  # doctest: +SKIP
+        >>> history = [{"role": "user", "content": "How do I set a timeout?"},
+        ...            {"role": "assistant", "content": answer.text}]  # doctest: +SKIP
+        >>> qa.ask("Does it apply to pools?", history=history)  # doctest: +SKIP
 
     Args:
         retriever: finds candidate chunks.
@@ -48,6 +53,11 @@ class RetrievalQA:
             :class:`ragkit.verification.CitationVerifier`).
         k: chunks given to the generator by default.
         fetch_k: candidates retrieved for the reranker (default ``4 * k``).
+        condenser: turns a follow-up question and its ``history`` into the standalone
+            query that is searched and answered (see :mod:`ragkit.retrieval.history`).
+            Default: the generator's LLM when it has one (``complete_prompt`` or
+            ``complete``), else the model-free
+            :class:`~ragkit.retrieval.history.TermCondenser`.
     """
 
     def __init__(
@@ -59,7 +69,10 @@ class RetrievalQA:
         verifier: CitationVerifier | None = None,
         k: int = 4,
         fetch_k: int | None = None,
+        condenser: Condenser | None = None,
     ) -> None:
+        from ragkit.retrieval.history import default_condenser
+
         if k <= 0:
             raise ConfigurationError(f"k must be positive, got {k}")
         if fetch_k is not None and fetch_k <= 0:
@@ -70,11 +83,35 @@ class RetrievalQA:
         self.verifier = verifier
         self.k = k
         self.fetch_k = fetch_k
+        self.condenser: Condenser = (
+            condenser if condenser is not None else default_condenser(generator)
+        )
+
+    def standalone(self, question: str, history: History | None = None) -> str:
+        """The query searched and answered for ``question`` after ``history``: the
+        question itself without history, else the condenser's rewrite."""
+        from ragkit.retrieval.history import check_history
+
+        turns = check_history(history)
+        if not turns:
+            return question
+        query = self.condenser.condense(question, turns)
+        logger.debug("follow-up %r searched as %r", question, query)
+        return query or question
 
     def retrieve(
-        self, question: str, k: int | None = None, filters: Filters | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        history: History | None = None,
     ) -> list[ScoredChunk]:
-        """The chunks the generator would see for ``question``, best first."""
+        """The chunks the generator would see for ``question`` (after ``history``, a
+        list of ``{"role": "user"|"assistant", "content": ...}`` messages), best first."""
+        return self._retrieve(self.standalone(question, history), k, filters)
+
+    def _retrieve(self, question: str, k: int | None, filters: Filters | None) -> list[ScoredChunk]:
         k = self.k if k is None else k
         if k <= 0:
             raise ConfigurationError(f"k must be positive, got {k}")
@@ -101,15 +138,28 @@ class RetrievalQA:
             answer = self.verifier.verify(answer, memo)
         return answer
 
-    def ask(self, question: str, k: int | None = None, filters: Filters | None = None) -> Answer:
-        """Answer ``question``; see :class:`ragkit.types.Answer` for what comes back."""
-        hits = self.retrieve(question, k, filters)
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        history: History | None = None,
+    ) -> Answer:
+        """Answer ``question``; see :class:`ragkit.types.Answer` for what comes back.
+
+        With ``history`` (the conversation so far, OpenAI-shaped messages), the
+        standalone query (:meth:`standalone`) is retrieved and given to the generator;
+        ``Answer.question`` stays ``question``.
+        """
+        query = self.standalone(question, history)
+        hits = self._retrieve(query, k, filters)
         memo: VectorMemo = {}  # the verifier embeds each sentence once per question
-        refusal = self._refusal(question, hits, memo)
+        refusal = self._refusal(query, hits, memo)
         if refusal is not None:
-            return refusal
-        generation = self.generator.generate(question, hits)
-        answer = self._finish(question, generation, memo)
+            return _asked(refusal, question)
+        generation = self.generator.generate(query, hits)
+        answer = _asked(self._finish(query, generation, memo), question)
         if answer.invalid_markers:
             logger.warning(
                 "generator %s cited %s, which match no context; removed",
@@ -119,7 +169,12 @@ class RetrievalQA:
         return answer
 
     def stream(
-        self, question: str, k: int | None = None, filters: Filters | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        history: History | None = None,
     ) -> Iterator[str | Answer]:
         """Yield the answer text as it is verified, then the complete :class:`Answer`.
 
@@ -127,14 +182,19 @@ class RetrievalQA:
         verified (see :meth:`events`). Generators without a ``stream`` method yield
         their whole text at once.
         """
-        for event in self.events(question, k, filters):
+        for event in self.events(question, k, filters, history=history):
             if isinstance(event, DeltaEvent):
                 yield event.text
             elif isinstance(event, DoneEvent):
                 yield event.answer
 
     def events(
-        self, question: str, k: int | None = None, filters: Filters | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        history: History | None = None,
     ) -> Iterator[StreamEvent]:
         """The answer as events: the sources, verified text and citations, then the answer.
 
@@ -148,17 +208,19 @@ class RetrievalQA:
         """
         from ragkit.verification.streaming import VerifiedStream
 
-        hits = self.retrieve(question, k, filters)
+        query = self.standalone(question, history)
+        hits = self._retrieve(query, k, filters)
         yield SourcesEvent(tuple(hits))
         memo: VectorMemo = {}  # the verifier embeds each sentence once per question
-        refusal = self._refusal(question, hits, memo)
+        refusal = self._refusal(query, hits, memo)
         if refusal is not None:
+            refusal = _asked(refusal, question)
             yield DeltaEvent(refusal.text)
             yield DoneEvent(refusal)
             return
         verifier = self.verifier
         verified = VerifiedStream(
-            lambda generation: self._finish(question, generation, memo),
+            lambda generation: self._finish(query, generation, memo),
             hits,
             model=str(getattr(self.generator, "model", "")),
             hold_all=verifier is not None and verifier.min_threshold < verifier.threshold,
@@ -166,9 +228,9 @@ class RetrievalQA:
         stream = getattr(self.generator, "stream", None)
         generation: Generation | None = None
         if stream is None:
-            generation = self.generator.generate(question, hits)
+            generation = self.generator.generate(query, hits)
         else:
-            items = stream(question, hits)
+            items = stream(query, hits)
             try:
                 for item in items:
                     if isinstance(item, Generation):
@@ -184,6 +246,7 @@ class RetrievalQA:
                 f"{type(self.generator).__name__}.stream() ended without a Generation"
             )
         events, answer = verified.close(generation)
+        answer = _asked(answer, question)
         yield from events
         if answer.invalid_markers:
             logger.warning(
@@ -192,3 +255,8 @@ class RetrievalQA:
                 answer.invalid_markers,
             )
         yield DoneEvent(answer)
+
+
+def _asked(answer: Answer, question: str) -> Answer:
+    """``answer`` for what the user asked (it was written for the standalone query)."""
+    return answer if answer.question == question else replace(answer, question=question)

@@ -38,6 +38,8 @@ from ragkit.types import (
 
 if TYPE_CHECKING:
     from ragkit.backends.base import KnowledgeBaseBackend, Record
+    from ragkit.chat import Chat
+    from ragkit.retrieval.history import History
     from ragkit.retrieval.keyword import KeywordIndex
 
 __all__ = ["RAG"]
@@ -322,37 +324,75 @@ class RAG:
             return self.indexer.delete(str(source))
 
     def retrieve(
-        self, query: str, k: int | None = None, filters: Filters | None = None
+        self,
+        query: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        history: History | None = None,
     ) -> list[ScoredChunk]:
-        """The chunks most relevant to ``query``, best first."""
+        """The chunks most relevant to ``query``, best first; with ``history`` (the
+        conversation before it, ``[{"role": "user"|"assistant", "content": ...}]``),
+        to the standalone query built from both (see ``docs/conversations.md``)."""
         with self.backend.reading():
-            return self.qa.retrieve(query, k, filters)
+            return self.qa.retrieve(query, k, filters, history=history)
 
-    def ask(self, question: str, k: int | None = None, filters: Filters | None = None) -> Answer:
-        """Answer ``question`` from the indexed documents, citing them."""
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        history: History | None = None,
+    ) -> Answer:
+        """Answer ``question`` from the indexed documents, citing them; ``history``
+        makes it a follow-up of that conversation (``Answer.question`` stays
+        ``question``)."""
         with self.backend.reading():
-            return self.qa.ask(question, k, filters)
+            return self.qa.ask(question, k, filters, history=history)
+
+    def chat(self, history: History | None = None) -> Chat:
+        """A conversation that keeps its history: follow-ups are asked after it.
+
+        Example:
+            >>> chat = rag.chat()  # doctest: +SKIP
+            >>> chat.ask("What is the no-store directive?")  # doctest: +SKIP
+            >>> chat.ask("Does it apply to shared caches?")  # doctest: +SKIP
+        """
+        from ragkit.chat import Chat
+
+        return Chat(self, history)
 
     def stream(
-        self, question: str, k: int | None = None, filters: Filters | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        history: History | None = None,
     ) -> Iterator[str | Answer]:
         """Yield the answer text as it is verified, then the complete :class:`Answer`;
         the text pieces joined are the answer's text (see :meth:`events`)."""
-        for event in self.events(question, k, filters):
+        for event in self.events(question, k, filters, history=history):
             if isinstance(event, DeltaEvent):
                 yield event.text
             elif isinstance(event, DoneEvent):
                 yield event.answer
 
     def events(
-        self, question: str, k: int | None = None, filters: Filters | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        history: History | None = None,
     ) -> Iterator[StreamEvent]:
         """The answer as events: sources, verified text and citations, then the Answer.
 
         See :meth:`ragkit.chain.RetrievalQA.events`; what ``ragkit serve`` streams as
         server-sent events.
         """
-        items = self.qa.events(question, k, filters)
+        items = self.qa.events(question, k, filters, history=history)
         with self.backend.reading():  # retrieval runs before the first event
             first = next(items, None)
         if first is not None:

@@ -229,3 +229,13 @@ def test_bad_sampling_arguments_fail_early(gguf: Path) -> None:
         LlamaCppGenerator(gguf, repeat_guard=-1)
     with pytest.raises(ConfigurationError, match="stop"):
         LlamaCppGenerator(gguf, stop="\n")
+
+
+@pytest.mark.usefixtures("fake_llama_cpp")
+def test_complete_prompt_sends_one_user_message(gguf: Path) -> None:
+    from ragkit.retrieval.rewrite import as_completion
+
+    gen = LlamaCppGenerator(gguf, backend="llama_cpp", max_tokens=64)
+    assert as_completion(gen)("Rewrite: where is it?") == "Paris is the capital [1]."
+    call = FakeLlama.last.calls[0]
+    assert call["messages"] == [{"role": "user", "content": "Rewrite: where is it?"}]

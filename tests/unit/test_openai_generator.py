@@ -246,3 +246,18 @@ def test_missing_httpx_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     gen = OpenAIGenerator("m", base_url="http://localhost:1/v1")
     with pytest.raises(MissingDependencyError, match=r"ragkit\[openai\]"):
         gen.generate("Q?", HITS)
+
+
+def test_complete_prompt_sends_the_prompt_alone_and_condenses_follow_ups(
+    server: FakeOpenAIServer,
+) -> None:
+    from ragkit.retrieval.history import LLMCondenser
+
+    gen = _gen(server)
+    assert gen.complete_prompt("Rewrite this.") == DEFAULT_ANSWER
+    (request,) = server.requests
+    assert request.body["messages"] == [{"role": "user", "content": "Rewrite this."}]
+    history = [{"role": "user", "content": "What is the no-store directive?"}]
+    assert LLMCondenser(gen).condense("Does it apply?", history) == DEFAULT_ANSWER
+    prompt = server.requests[1].body["messages"][0]["content"]
+    assert "User: What is the no-store directive?" in prompt

@@ -25,6 +25,7 @@ from ragkit.generation._llama_runtime import (
 from ragkit.generation.prompt import (
     DEFAULT_SYSTEM,
     DEFAULT_USER_TEMPLATE,
+    ChatMessage,
     Prompt,
     PromptBuilder,
 )
@@ -225,6 +226,14 @@ class LlamaCppGenerator:
     def prompt(self, question: str, contexts: Sequence[ScoredChunk]) -> Prompt:
         """The prompt the model would read for ``question`` and ``contexts``."""
         return self._load()[1].build(question, contexts)
+
+    def complete_prompt(self, prompt: str) -> str:
+        """The model's reply to ``prompt`` alone, sent as one user message (no answering
+        instruction, no contexts; the chat template applied). What
+        :func:`~ragkit.retrieval.rewrite.as_completion` calls, so the generator can also
+        rewrite queries and condense follow-up questions."""
+        runtime, _builder = self._load()
+        return self.guard.cut(runtime.complete([ChatMessage("user", prompt)], self)).strip()
 
     def _guarded(self, runtime: Runtime, prompt: Prompt) -> Generator[str, None, str]:
         """Yield the runtime's deltas until the answer repeats itself; return all the text

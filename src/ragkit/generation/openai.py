@@ -220,6 +220,12 @@ class OpenAIGenerator:
             raise GenerationError(f"{self.url} answered with invalid JSON: {exc}") from exc
         return chat_content(data, self.url)
 
+    def complete_prompt(self, prompt: str) -> str:
+        """Send ``prompt`` alone, as one user message (no answering instruction); return
+        the reply. :func:`~ragkit.retrieval.rewrite.as_completion` calls it, so the
+        generator can also rewrite queries and condense follow-up questions."""
+        return self.complete([ChatMessage("user", prompt)])
+
     def stream_messages(self, messages: Sequence[ChatMessage]) -> Iterator[str]:
         """Send chat messages with ``stream: true``; yield the text deltas."""
         response = self._send(self._body(messages, stream=True), stream=True)

@@ -65,6 +65,9 @@ def as_completion(llm: Any) -> Completion:
 
     Accepted, in this order:
 
+    * an object with a ``complete_prompt`` method (:class:`~ragkit.generation.OpenAIGenerator`
+      and :class:`~ragkit.generation.LlamaCppGenerator`, whose ``complete`` takes chat
+      messages): the prompt goes to it unchanged;
     * an object with a ``complete`` method (:class:`~ragkit.generation.CompletionGenerator`
       holds its completion function there): the prompt goes to it unchanged;
     * an object with ``invoke`` (a LangChain LLM or chat model): the reply's ``content``
@@ -77,7 +80,9 @@ def as_completion(llm: Any) -> Completion:
     Raises:
         ConfigurationError: ``llm`` is none of these.
     """
-    complete = getattr(llm, "complete", None)
+    complete = getattr(llm, "complete_prompt", None)
+    if not callable(complete):
+        complete = getattr(llm, "complete", None)
     if callable(complete):
         return _checked(complete)
     invoke = getattr(llm, "invoke", None)
