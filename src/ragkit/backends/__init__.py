@@ -100,15 +100,9 @@ def open_catalog(location: str | os.PathLike[str] | Settings) -> Catalog:
 
         return LocalCatalog(settings.path)
     if isinstance(settings, PostgresSettings):
-        from ragkit.backends.postgres.catalog import (  # type: ignore[import-not-found,unused-ignore]
-            PostgresCatalog,
-        )
+        from ragkit.backends.postgres.catalog import PostgresCatalog
 
-        catalog: Catalog = PostgresCatalog(settings)
-        return catalog
-    from ragkit.backends.milvus.catalog import (  # type: ignore[import-not-found,unused-ignore]
-        MilvusCatalog,
-    )
+        return PostgresCatalog(settings)
+    from ragkit.backends.milvus.catalog import MilvusCatalog
 
-    milvus_catalog: Catalog = MilvusCatalog(settings)
-    return milvus_catalog
+    return MilvusCatalog(settings)
