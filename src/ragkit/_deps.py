@@ -11,11 +11,53 @@ from ragkit.errors import MissingDependencyError
 
 
 def require(module: str, *, extra: str, purpose: str, package: str | None = None) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependencyError` naming ``extra``."""
+    """Import ``module`` or raise :class:`MissingDependencyError` naming ``extra``.
+
+    A package that is not installed and one that is installed but fails to import
+    (a version conflict between it and its dependencies, a broken binary) are told
+    apart: the second message carries the ImportError's own words and the installed
+    version, so the user is not told to install what is already there.
+    """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependencyError(package or module, extra, purpose) from exc
+        name = package or module
+        if _absent(module, exc):
+            raise MissingDependencyError(name, extra, purpose) from exc
+        failure = f"{type(exc).__name__}: {exc}"
+        version = installed_version(package or module.partition(".")[0])
+        raise MissingDependencyError(
+            name, extra, purpose, failure=failure, version=version
+        ) from exc
+
+
+def _absent(module: str, exc: ImportError) -> bool:
+    """True when ``exc`` says ``module`` (or the package holding it) is not there at all,
+    rather than that something it imports failed."""
+    if not isinstance(exc, ModuleNotFoundError) or exc.name is None:
+        return False
+    if not (module == exc.name or module.startswith(exc.name + ".")):
+        return False  # a module it imports is missing
+    top = module.partition(".")[0]
+    # A submodule missing from an installed package: an old or broken version of it.
+    return exc.name == top or installed_version(top) is None
+
+
+def installed_version(name: str) -> str | None:
+    """The installed version of the distribution ``name``, or of the distribution
+    providing the top-level module ``name`` (``bs4`` -> beautifulsoup4); None if unknown."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        pass
+    for dist in metadata.packages_distributions().get(name, ()):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:  # pragma: no cover - listed but gone
+            continue
+    return None
 
 
 def package_dir(name: str) -> Path | None:

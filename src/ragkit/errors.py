@@ -7,7 +7,7 @@ catch either::
     RagkitError
     ├── ConfigurationError (ValueError)       bad argument or setting
     │   └── EmbedderMismatchError             kb built by another embedder
-    ├── MissingDependencyError (ImportError)  optional extra not installed
+    ├── MissingDependencyError (ImportError)  optional extra not installed, or fails to import
     ├── LoaderError                           a file could not be read as a document
     │   ├── UnsupportedFormatError            no loader understands the content
     │   └── NoTextError                       the file (or page) holds no extractable text
@@ -55,13 +55,35 @@ class EmbedderMismatchError(ConfigurationError):
 class MissingDependencyError(RagkitError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
-    def __init__(self, package: str, extra: str, purpose: str) -> None:
+    def __init__(
+        self,
+        package: str,
+        extra: str,
+        purpose: str,
+        *,
+        failure: str | None = None,
+        version: str | None = None,
+    ) -> None:
         self.package = package
         self.extra = extra
-        super().__init__(
-            f"{purpose} needs the package {package!r}, which is not installed. "
-            f'Install it with: pip install "ragkit[{extra}]"'
-        )
+        #: Why an installed package failed to import (None when it is not installed).
+        self.failure = failure
+        #: The installed version of a package that failed to import.
+        self.version = version
+        if failure is None:
+            message = (
+                f"{purpose} needs the package {package!r}, which is not installed. "
+                f'Install it with: pip install "ragkit[{extra}]"'
+            )
+        else:
+            installed = f"version {version}" if version else "a version"
+            message = (
+                f"{purpose} needs the package {package!r}: {installed} is installed but "
+                f"importing it failed: {failure}. This is usually a version conflict with "
+                f"one of its dependencies; reinstalling the extra resolves them: "
+                f'pip install --upgrade "ragkit[{extra}]"'
+            )
+        super().__init__(message)
 
 
 class LoaderError(RagkitError):
