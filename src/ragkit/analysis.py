@@ -152,8 +152,12 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)([^\n]*)", re.MULTILINE)
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by whitespace, or at a
-# blank line or a line break that starts a list item or heading.
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*+]|\d+[.)]|#)\s)")
+# blank line or a line break that starts a list item, a heading or a table row (a line
+# holding " | ", as loaders/tables.py writes rows and Markdown tables look): each row is
+# quoted and cited on its own.
+_BOUNDARY = re.compile(
+    r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*+]|\d+[.)]|#)\s)|\n(?=[^\n]* \| )"
+)
 _ABBREVIATIONS = frozenset(
     [
         "e.g",

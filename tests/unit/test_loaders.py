@@ -291,7 +291,7 @@ def test_html_text_keeps_block_structure(tmp_path: Path) -> None:
     assert doc.text.startswith("Main heading\n\nFirst paragraph spans lines.\n\n")
     assert "\n\nSecond paragraph with boldtext.\n\nDetails\n\none\ntwo\n\n" in doc.text
     assert "\n\n  keep   this\n    layout\n\n" in doc.text
-    assert "Name | Value\na | 1" in doc.text
+    assert "\n\nName: a | Value: 1\n\n" in doc.text  # a row keeps its header names
 
 
 def test_html_headings_point_at_their_text(tmp_path: Path) -> None:

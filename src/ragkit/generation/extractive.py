@@ -182,5 +182,11 @@ class ExtractiveGenerator:
         ]
         chosen += others[: self.same_document]
         chosen.sort(key=lambda c: (c.context, c.start))
-        text = " ".join(f"{c.text} [{c.context}]" for c in chosen)
+        # A table row (loaders/tables.py: "Name: value | Name: value") stands on a line of
+        # its own, so the answer's claims split per row as the passage's sentences do.
+        rows = [" | " in c.text for c in chosen]
+        text = "".join(
+            ("" if i == 0 else "\n" if rows[i] or rows[i - 1] else " ") + f"{c.text} [{c.context}]"
+            for i, c in enumerate(chosen)
+        )
         return Generation(text=text, contexts=contexts, model="extractive", extractive=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.errors import NoTextError
+from ragkit.loaders.tables import make_table, table_lines
 from ragkit.loaders.text import decode_text, read_bytes
 from ragkit.types import Document, Heading
 
@@ -18,6 +19,8 @@ _DROP = frozenset(
     {"script", "style", "noscript", "template", "svg", "math", "head", "iframe", "object",
      "canvas", "button", "select", "datalist"}
 )  # fmt: skip
+#: Largest rowspan/colspan honoured (browsers cap colspan at 1000, rowspan at 65534).
+_MAX_SPAN = 1000
 #: Site chrome when they belong to the page rather than to a piece of content.
 _CHROME = frozenset({"header", "footer", "aside"})
 _CONTENT = frozenset({"article", "main", "section"})
@@ -132,6 +135,9 @@ def html_to_text(soup: Any) -> tuple[str, tuple[Heading, ...]]:
         if not isinstance(node, Tag) or node.name in _DROP or _is_hidden(node):
             continue
         name = node.name
+        if name == "table" and not out.pre:
+            _emit_table(node, out)
+            continue
         if name in _BREAKS:
             out.flush(_BREAKS[name])
         elif name in _CELLS and out.has_inline_text():
@@ -142,6 +148,71 @@ def html_to_text(soup: Any) -> tuple[str, tuple[Heading, ...]]:
         stack.extend(reversed(node.contents))
     out.flush(0)
     return "".join(out.parts), tuple(out.headings)
+
+
+def _cell_text(cell: Any) -> str:
+    """A cell's visible text on one line (nested blocks and tables included)."""
+    return " ".join(html_to_text(cell)[0].split())
+
+
+def _own_rows(table: Any) -> list[Any]:
+    """The table's ``<tr>`` elements, not those of tables nested in its cells."""
+    return [
+        tr for tr in table.find_all("tr") if tr.find_parent("table") is table and not _is_hidden(tr)
+    ]
+
+
+def _span(cell: Any, name: str) -> int:
+    try:
+        return max(1, min(int(str(cell.get(name, 1)).strip() or 1), _MAX_SPAN))
+    except ValueError:
+        return 1
+
+
+def _table_grid(table: Any) -> tuple[list[list[str | None]], int]:
+    """The table's cells on a grid (a spanned cell's text in every slot it covers) and
+    how many leading rows are headers (in ``<thead>``, or made only of ``<th>``)."""
+    rows = _own_rows(table)
+    grid: list[list[str | None]] = [[] for _ in rows]
+    header_rows = 0
+    counting = True
+    for r, tr in enumerate(rows):
+        cells = [c for c in tr.find_all(("td", "th"), recursive=False) if not _is_hidden(c)]
+        in_head = tr.find_parent("thead") is not None
+        if counting and cells and (in_head or all(c.name == "th" for c in cells)):
+            header_rows += 1
+        else:
+            counting = False
+        column = 0
+        for cell in cells:
+            while column < len(grid[r]) and grid[r][column] is not None:
+                column += 1  # a slot taken by a rowspan from above
+            text = _cell_text(cell)
+            rowspan = min(_span(cell, "rowspan"), len(rows) - r)
+            for dr in range(rowspan):
+                line = grid[r + dr]
+                for dc in range(_span(cell, "colspan")):
+                    line.extend([None] * (column + dc + 1 - len(line)))
+                    line[column + dc] = text
+            column += _span(cell, "colspan")
+    return grid, header_rows
+
+
+def _emit_table(table: Any, out: _TextBuilder) -> None:
+    """A ``<table>`` as its caption, then one ``Header: value | ...`` line per row."""
+    out.flush(2)
+    caption_tag = table.find("caption")
+    caption = ""
+    if caption_tag is not None and caption_tag.find_parent("table") is table:
+        caption = _cell_text(caption_tag)
+    grid, header_rows = _table_grid(table)
+    parsed = make_table(grid, header_rows or None, caption)
+    if parsed is None:
+        return
+    for line in table_lines(parsed):
+        out.text(line)
+        out.flush(1)
+    out.flush(2)
 
 
 def _decode(data: bytes, source: str) -> tuple[str, str]:
@@ -166,7 +237,14 @@ class HtmlLoader:
     (site chrome) are dropped; the same elements inside ``<article>``, ``<main>`` or
     ``<section>`` are content and kept. Block elements start a new line (paragraphs,
     lists, tables and headings a blank line), whitespace inside a block collapses to
-    one space, ``<pre>`` keeps its layout, table cells are separated by ``" | "``.
+    one space, ``<pre>`` keeps its layout.
+
+    A ``<table>`` becomes its caption, then one line per data row in which every value
+    carries its column's header: ``State: Texas | Checks: 1,204``. Header rows are those
+    in ``<thead>`` or made only of ``<th>`` (several are joined per column, "2024 Q1");
+    without any, a first row of short labels is taken as the header. ``rowspan`` and
+    ``colspan`` are honoured: a spanned cell's text stands in every row and column it
+    covers. See ``docs/tables.md``.
     Each ``<h1>``..``<h6>`` becomes a :class:`~ragkit.types.Heading` at the offset
     where its text begins. The title comes from ``<title>``, else the first ``<h1>``.
 

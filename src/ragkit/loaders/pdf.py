@@ -9,10 +9,13 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ragkit._deps import require
 from ragkit.errors import LoaderError, NoTextError
+from ragkit.loaders._pdf_tables import TablePages, read_table_pages
 from ragkit.loaders.text import read_bytes
 from ragkit.types import Document, PageSpan
 
@@ -26,8 +29,8 @@ PAGE_SEPARATOR = "\n\n"
 _FILE_NAME = re.compile(r"[\w.~-]+\.[A-Za-z0-9]{1,4}")
 
 
-class _PypdfCollector(logging.Handler):
-    """Takes pypdf's log records while this thread loads a PDF; passes on the others."""
+class _Collector(logging.Handler):
+    """Takes a library's log records while this thread loads a PDF; passes on the others."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -35,53 +38,55 @@ class _PypdfCollector(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         sink: Counter[str] | None = getattr(self.local, "sink", None)
-        if sink is None:  # pypdf used elsewhere in the program: behave as if propagated
+        if sink is None:  # the library used elsewhere in the program: as if propagated
             logging.getLogger().handle(record)
         else:
             sink[record.getMessage()] += 1
 
 
 class _Redirect:
-    """Counts the loads in progress; pypdf's logger is redirected while any runs."""
+    """Counts the loads in progress; the logger is redirected while any runs."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.users = 0
         self.saved_propagate = True
+        self.collector = _Collector()
 
 
-_collector = _PypdfCollector()
-_redirect = _Redirect()
+#: pypdf, and pdfminer (under pdfplumber, for tables).
+_redirects = {"pypdf": _Redirect(), "pdfminer": _Redirect()}
 
 
 @contextmanager
-def _quiet_pypdf(source: str) -> Iterator[None]:
-    """Turn pypdf's warnings while reading ``source`` into one DEBUG line each.
+def _quiet(library: str, source: str) -> Iterator[None]:
+    """Turn ``library``'s warnings while reading ``source`` into one DEBUG line each.
 
-    pypdf logs a WARNING for every quirk it repairs (some files log hundreds), which
-    would flood the terminal of a program that indexes many files. The messages are
-    kept, counted, at DEBUG on this module's logger.
+    pypdf and pdfminer log a WARNING for every quirk they repair (some files log
+    hundreds), which would flood the terminal of a program that indexes many files.
+    The messages are kept, counted, at DEBUG on this module's logger.
     """
-    pypdf_logger = logging.getLogger("pypdf")
-    with _redirect.lock:
-        if _redirect.users == 0:
-            _redirect.saved_propagate = pypdf_logger.propagate
-            pypdf_logger.addHandler(_collector)
-            pypdf_logger.propagate = False
-        _redirect.users += 1
+    redirect = _redirects[library]
+    library_logger = logging.getLogger(library)
+    with redirect.lock:
+        if redirect.users == 0:
+            redirect.saved_propagate = library_logger.propagate
+            library_logger.addHandler(redirect.collector)
+            library_logger.propagate = False
+        redirect.users += 1
     sink: Counter[str] = Counter()
-    _collector.local.sink = sink
+    redirect.collector.local.sink = sink
     try:
         yield
     finally:
-        _collector.local.sink = None
-        with _redirect.lock:
-            _redirect.users -= 1
-            if _redirect.users == 0:
-                pypdf_logger.removeHandler(_collector)
-                pypdf_logger.propagate = _redirect.saved_propagate
+        redirect.collector.local.sink = None
+        with redirect.lock:
+            redirect.users -= 1
+            if redirect.users == 0:
+                library_logger.removeHandler(redirect.collector)
+                library_logger.propagate = redirect.saved_propagate
         for message, count in sink.items():
-            logger.debug("%s: pypdf warned %d time(s): %s", source, count, message)
+            logger.debug("%s: %s warned %d time(s): %s", source, library, count, message)
 
 
 class PdfLoader:
@@ -97,8 +102,18 @@ class PdfLoader:
     with :class:`~ragkit.errors.NoTextError` (run OCR first). Pages whose extraction
     fails are listed there too, with the reason in ``metadata["page_errors"]``.
 
+    With ``tables=True``, pages holding ruled tables are read with pdfplumber (extra
+    ``tables``): the text around each table, then the table as one line per row in which
+    every value carries its column's header (``State: Texas | Checks: 1,204``), so a
+    question about a number finds its row and the citation quotes it.
+    ``metadata["tables"]`` counts the tables found, ``metadata["table_pages"]`` lists
+    their pages. Other pages keep pypdf's text. Only tables drawn with ruling lines are
+    found; see ``docs/tables.md``.
+
     Args:
         password: opens encrypted PDFs; without it only an empty password is tried.
+        tables: extract ruled tables as rows with pdfplumber (``pip install
+            "ragkit[tables]"``); about four times slower than text alone.
 
     Example:
         >>> doc = PdfLoader().load(Path("rfc2616.pdf"))[0]  # doctest: +SKIP
@@ -107,8 +122,9 @@ class PdfLoader:
         True
     """
 
-    def __init__(self, password: str | None = None) -> None:
+    def __init__(self, password: str | None = None, *, tables: bool = False) -> None:
         self.password = password
+        self.tables = tables
 
     def load(self, path: Path) -> list[Document]:
         """Read ``path`` as one document.
@@ -119,9 +135,18 @@ class PdfLoader:
         """
         source = str(path)
         data = read_bytes(path)
-        with _quiet_pypdf(source):
+        if self.tables:  # fail before reading when pdfplumber is missing
+            require(
+                "pdfplumber", extra="tables", purpose="PdfLoader(tables=True)", package="pdfplumber"
+            )
+        with _quiet("pypdf", source):
             reader = self._open(data, source)
-            return [self._read(reader, source)]
+            document = self._read(reader, source)
+        if self.tables:
+            with _quiet("pdfminer", source):
+                tables = read_table_pages(data, self.password, source)
+            document = _with_tables(document, tables)
+        return [document]
 
     def _open(self, data: bytes, source: str) -> Any:
         from pypdf import PasswordType, PdfReader
@@ -207,6 +232,34 @@ class PdfLoader:
         return Document(
             text=PAGE_SEPARATOR.join(texts), source=source, metadata=metadata, pages=tuple(spans)
         )
+
+
+def _with_tables(document: Document, tables: TablePages) -> Document:
+    """``document`` with the pages that hold tables replaced by their table text."""
+    texts, counts, errors = tables
+    metadata = dict(document.metadata)
+    if errors:
+        metadata["page_errors"] = [*metadata.get("page_errors", ()), *errors]
+    metadata["tables"] = sum(counts.values())
+    if counts:
+        metadata["table_pages"] = sorted(counts)
+    if not texts:
+        return replace(document, metadata=metadata)
+    parts: list[str] = []
+    spans: list[PageSpan] = []
+    offset = 0
+    for page in document.pages:
+        text = texts.get(page.number, document.text[page.start : page.end])
+        if parts:
+            parts.append(PAGE_SEPARATOR)
+            offset += len(PAGE_SEPARATOR)
+        spans.append(PageSpan(page.number, offset, offset + len(text), page.label))
+        parts.append(text)
+        offset += len(text)
+    missing = [n for n in metadata.pop("pages_without_text", ()) if n not in texts]
+    if missing:
+        metadata["pages_without_text"] = missing
+    return replace(document, text="".join(parts), metadata=metadata, pages=tuple(spans))
 
 
 def _corrupt(source: str, exc: Exception) -> LoaderError:
