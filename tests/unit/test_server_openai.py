@@ -307,3 +307,24 @@ def test_an_upload_with_no_files_is_invalid_in_the_schema_too(api: Api) -> None:
     ]["schema"]["$ref"]
     files = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]["files"]
     assert files["minItems"] == 1
+
+
+def test_the_kb_name_pattern_in_the_schema_is_check_kb_names_rule(api: Api) -> None:
+    """The schema allowed ``a__b``, which the server refuses (400): they now agree."""
+    import re
+
+    from ragkit.backends.catalog import check_kb_name
+    from ragkit.errors import ConfigurationError
+
+    doc = api.client.get("/openapi.json").json()
+    pattern = re.compile(doc["components"]["schemas"]["KbCreate"]["properties"]["name"]["pattern"])
+    names = ["a", "a_", "a_b", "ab_c_d", "a1_2", "a__b", "qav__h", "_a", "1a", "a-b", "A", "a_b__"]
+    for name in names:
+        try:
+            check_kb_name(name)
+            valid = True
+        except ConfigurationError:
+            valid = False
+        assert bool(pattern.match(name)) == valid, name
+    r = api.client.post("/v1/kbs", json={"name": "a__b"}, headers=api.h("acme_admin"))
+    assert r.status_code == 422
