@@ -4,6 +4,7 @@ manifest)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,25 @@ def _doc(folder: Path, name: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_a_server_reopens_a_kb_that_another_worker_deleted_and_made_again(
+    tmp_path: Path,
+) -> None:
+    from ragkit.server.state import KbPool
+    from ragkit.server.testing import fake_opener
+
+    pool = KbPool(LocalCatalog(tmp_path), fake_opener())
+    LocalCatalog(tmp_path).create_kb("acme", "docs")
+    first = pool.rag("acme", "docs")
+    assert pool.rag("acme", "docs") is first
+    first.add(_doc(tmp_path, "old.txt", "The old kb says lanterns."))
+
+    other = LocalCatalog(tmp_path)  # another worker, sharing the folder
+    other.delete_kb("acme", "docs")
+    time.sleep(0.01)  # a later creation time
+    other.create_kb("acme", "docs")
+    second = pool.rag("acme", "docs")
+    assert second is not first
+    assert second.retrieve("lanterns") == []  # the new, empty kb, not the old one
+    pool.close()

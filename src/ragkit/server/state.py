@@ -53,7 +53,9 @@ class KbPool:
         self.catalog = catalog
         self._opener = opener
         self._lock = threading.Lock()
-        self._open: dict[tuple[str, str], RAG] = {}
+        # (tenant, name) -> (when the kb was created, its RAG): a kb deleted and made
+        # again (by another worker, too) has another creation time, and is reopened.
+        self._open: dict[tuple[str, str], tuple[float, RAG]] = {}
         self._opening: dict[tuple[str, str], threading.Lock] = {}
 
     def info(self, tenant: str, name: str) -> KbInfo:
@@ -68,30 +70,45 @@ class KbPool:
         info = self.info(tenant, name)
         key = (info.tenant, info.name)
         with self._lock:
-            rag = self._open.get(key)
+            rag = self._current(key, info.created)
             if rag is not None:
                 return rag
             opening = self._opening.setdefault(key, threading.Lock())
         with opening:  # one opening per kb; other kbs open meanwhile
             with self._lock:
-                rag = self._open.get(key)
+                rag = self._current(key, info.created)
             if rag is None:
                 rag = self._opener(info)
                 with self._lock:
-                    self._open[key] = rag
+                    self._open[key] = (info.created, rag)
         return rag
+
+    def _current(self, key: tuple[str, str], created: float) -> RAG | None:
+        """The open RAG of ``key`` if it is of the kb created at ``created``; one of an
+        earlier kb of that name is closed (call with the lock held)."""
+        entry = self._open.get(key)
+        if entry is None:
+            return None
+        if entry[0] == created:
+            return entry[1]
+        del self._open[key]
+        try:
+            entry[1].close()
+        except Exception:  # the old kb is gone; its connections may be too
+            logger.warning("could not close the RAG of a replaced kb %s", key, exc_info=True)
+        return None
 
     def forget(self, tenant: str, name: str) -> None:
         """Close the kb's RAG, if open (before the kb is deleted)."""
         with self._lock:
-            rag = self._open.pop((tenant, name), None)
-        if rag is not None:
-            rag.close()
+            entry = self._open.pop((tenant, name), None)
+        if entry is not None:
+            entry[1].close()
 
     def close(self) -> None:
         """Close every open RAG."""
         with self._lock:
-            rags, self._open = list(self._open.values()), {}
+            rags, self._open = [rag for _, rag in self._open.values()], {}
         for rag in rags:
             try:
                 rag.close()
