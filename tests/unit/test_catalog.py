@@ -106,3 +106,19 @@ def test_a_server_reopens_a_kb_that_another_worker_deleted_and_made_again(
     assert second is not first
     assert second.retrieve("lanterns") == []  # the new, empty kb, not the old one
     pool.close()
+
+
+def test_a_kb_written_straight_into_the_root_is_listed(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    with RAG(root / "acme" / "handbook", embedder=FakeEmbedder(), store="memory") as rag:
+        rag.add(_doc(tmp_path, "a.txt", "alpha"))
+    with RAG(root / "acme" / "Not A Name", embedder=FakeEmbedder(), store="memory") as rag:
+        rag.add(_doc(tmp_path, "b.txt", "bravo"))
+    catalog = LocalCatalog(root)
+    assert [(kb.tenant, kb.name) for kb in catalog.list_kbs()] == [("acme", "handbook")]
+    assert catalog.get_kb("globex", "handbook") is None
+    info = catalog.get_kb("acme", "handbook")
+    assert info is not None
+    assert info.settings == LocalSettings(root / "acme" / "handbook")
+    assert catalog.delete_kb("acme", "handbook")
+    assert catalog.list_kbs() == []

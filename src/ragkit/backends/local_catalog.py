@@ -53,6 +53,15 @@ def _folder_name(folder: Path) -> str:
     return name or "default"
 
 
+def _valid(tenant: str, name: str) -> bool:
+    try:
+        check_tenant(tenant)
+        check_kb_name(name)
+    except ConfigurationError:
+        return False
+    return True
+
+
 class LocalCatalog:
     """The kbs under a root folder (or the one kb a kb folder is); see the module docstring.
 
@@ -103,8 +112,15 @@ class LocalCatalog:
         if tenant is not None:
             sql, args = sql + " WHERE tenant = ?", (tenant,)
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY tenant, name", args).fetchall()
-        return [KbInfo(n, t, self.settings(t, n), c) for t, n, c in rows]
+            rows = self._db.execute(sql, args).fetchall()
+        found = {(t, n): c for t, n, c in rows}
+        # A kb written straight into ROOT/<tenant>/<name>/ (``ragkit ingest --kb``) is one
+        # too, as a schema or collection made without the catalog is for a database.
+        for manifest in self.root.glob(f"{tenant or '*'}/*/{MANIFEST_NAME}"):
+            owner, name = manifest.parent.parent.name, manifest.parent.name
+            if (owner, name) not in found and _valid(owner, name):
+                found[(owner, name)] = manifest.stat().st_mtime
+        return [KbInfo(n, t, self.settings(t, n), c) for (t, n), c in sorted(found.items())]
 
     def get_kb(self, tenant: str, name: str) -> KbInfo | None:
         return next((kb for kb in self.list_kbs(tenant) if kb.name == name), None)
