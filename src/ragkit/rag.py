@@ -150,6 +150,29 @@ class RAG:
             backend.close()  # its pool or files, not left to the garbage collector
             raise
 
+    @classmethod
+    def from_config(
+        cls, config: str | os.PathLike[str], *, kb: str | os.PathLike[str] | None = None,
+        **overrides: Any,
+    ) -> RAG:  # fmt: skip
+        """Open the pipeline a ``ragkit.toml`` (or ``.yaml``, ``.json``) file describes.
+
+        Example:
+            >>> rag = RAG.from_config("ragkit.toml")  # doctest: +SKIP
+
+        Args:
+            config: the file; see :mod:`ragkit.config` and ``docs/configuration.md``.
+            kb: the knowledge base, instead of the file's ``kb``.
+            overrides: ``RAG`` arguments that win over the file's.
+
+        Raises:
+            ConfigurationError: the file is unreadable, or a key is unknown, mistyped or
+                a secret; the message names the key.
+        """
+        from ragkit.config import RagkitConfig
+
+        return RagkitConfig.from_file(config).rag(kb, **overrides)
+
     def _assemble(
         self,
         embedder: Embedder | None,

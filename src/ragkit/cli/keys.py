@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Any
 
+from ragkit.cli._options import add_config, kb_of, load
+
 __all__ = ["add_keys_parser", "run_keys"]
 
 
@@ -15,17 +17,20 @@ def add_keys_parser(sub: Any, kb_help: str) -> None:
     keys = sub.add_parser("keys", help="create, list and revoke API keys of a server")
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="make a key and print it (shown once)")
-    create.add_argument("--kb", required=True, help=kb_help)
+    create.add_argument("--kb", help=kb_help)
+    add_config(create)
     create.add_argument("--tenant", required=True, help="whose kbs the key reaches")
     create.add_argument(
         "--scopes", default="read", help="comma-separated: read, write, admin (default read)"
     )
     create.add_argument("--name", default="", help="a label for people")
     listing = actions.add_parser("list", help="list keys (ids, never secrets)")
-    listing.add_argument("--kb", required=True, help=kb_help)
+    listing.add_argument("--kb", help=kb_help)
+    add_config(listing)
     listing.add_argument("--tenant", help="only this tenant's keys")
     revoke = actions.add_parser("revoke", help="revoke a key by its id")
-    revoke.add_argument("--kb", required=True, help=kb_help)
+    revoke.add_argument("--kb", help=kb_help)
+    add_config(revoke)
     revoke.add_argument("id", help="the key's id (the 12 hex digits after rk_)")
 
 
@@ -34,7 +39,10 @@ def run_keys(args: argparse.Namespace) -> int:
     from ragkit.backends import open_catalog
     from ragkit.backends.keys import create_key
 
-    catalog = open_catalog(args.kb)
+    # A config file's [server] kb, else its kb: the engine whose keys these are.
+    config = load(args)
+    kb = args.kb or (config.server.get("kb") if config is not None else None)
+    catalog = open_catalog(kb_of(argparse.Namespace(kb=kb), config))
     try:
         if args.action == "create":
             scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]

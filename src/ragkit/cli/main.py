@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ragkit.cli._options import add_config, load, open_rag
 from ragkit.cli.eval import add_eval_parser, run_eval
 from ragkit.cli.keys import add_keys_parser, run_keys
 from ragkit.cli.serve import add_serve_parser, run_serve
@@ -17,7 +18,8 @@ __all__ = ["main"]
 
 _KB_HELP = (
     "the knowledge base: a folder, postgresql://user@host/db?kb=NAME or "
-    "milvus://host:port?collection=NAME (passwords from PGPASSWORD / MILVUS_TOKEN)"
+    "milvus://host:port?collection=NAME (passwords from PGPASSWORD / MILVUS_TOKEN); "
+    "default: the --config file's kb"
 )
 
 
@@ -29,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser("ingest", help="index files and folders into a knowledge base")
     ingest.add_argument("paths", nargs="+", help="files or folders to index")
-    ingest.add_argument("--kb", required=True, help=_KB_HELP)
+    ingest.add_argument("--kb", help=_KB_HELP)
+    add_config(ingest)
     ingest.add_argument(
         "--store", choices=("chroma", "faiss", "memory"), default=None, help="for a folder"
     )
@@ -42,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         "sync", help="make a knowledge base match a folder: add new, update changed, drop gone"
     )
     sync.add_argument("path", help="the folder (or file) to mirror")
-    sync.add_argument("--kb", required=True, help=_KB_HELP)
+    sync.add_argument("--kb", help=_KB_HELP)
+    add_config(sync)
     sync.add_argument(
         "--store", choices=("chroma", "faiss", "memory"), default=None, help="for a folder"
     )
@@ -53,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser("ask", help="answer a question from a knowledge base")
     ask.add_argument("question")
-    ask.add_argument("--kb", required=True, help=_KB_HELP)
+    ask.add_argument("--kb", help=_KB_HELP)
+    add_config(ask)
     ask.add_argument(
         "--k",
         type=int,
@@ -89,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     stats = sub.add_parser("stats", help="show what a knowledge base holds")
-    stats.add_argument("--kb", required=True, help=_KB_HELP)
+    stats.add_argument("--kb", help=_KB_HELP)
+    add_config(stats)
 
     add_eval_parser(sub)
     add_serve_parser(sub, _KB_HELP)
@@ -107,9 +113,7 @@ def _quiet_third_party() -> None:
 def _ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ragkit.rag import RAG
-
-    with RAG(args.kb, store=args.store, tenant=args.tenant) as rag:
+    with open_rag(args, store=args.store, tenant=args.tenant) as rag:
         bar = tqdm(desc="indexing", unit=" files", file=sys.stderr, disable=None)
 
         def progress(source: str, done: int) -> None:
@@ -134,10 +138,10 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from ragkit.rag import RAG
     from ragkit.types import Answer
 
-    if args.k is None:
+    config = load(args)
+    if args.k is None and (config is None or "k" not in config.options):
         # SmolLM2-135M answers from the wrong passage when it is given several: on 300
         # SQuAD questions its citation precision was 0.905 with 1 chunk, 0.798 with 2
         # and 0.643 with 5. A model of the user's own (--llm PATH) keeps the default.
@@ -152,12 +156,15 @@ def _ask(args: argparse.Namespace) -> int:
         from ragkit.reranking import QueryLikelihoodReranker
 
         reranker = QueryLikelihoodReranker(args.rerank or None)
-    with RAG(
-        args.kb,
+    fetch_k = None
+    if config is None or "fetch_k" not in config.options:
+        fetch_k = max(args.k or 4, 4)  # a reranker picks the k best of at least 4
+    with open_rag(
+        args,
         generator=generator,
         reranker=reranker,
-        fetch_k=max(args.k, 4),  # a reranker picks the k best of at least 4
-        verify=not args.no_verify,
+        fetch_k=fetch_k,
+        verify=False if args.no_verify else None,
     ) as rag:
         if args.json:
             answer = rag.ask(args.question, k=args.k)
@@ -182,9 +189,7 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from ragkit.rag import RAG
-
-    with RAG(args.kb) as rag:
+    with open_rag(args) as rag:
         for key, value in rag.stats().items():
             print(f"{key:>10}: {value}")
     return 0

@@ -6,7 +6,10 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ragkit.config import RagkitConfig
 
 __all__ = ["add_serve_parser", "run_serve"]
 
@@ -18,7 +21,11 @@ def add_serve_parser(sub: Any, kb_help: str) -> None:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (a folder allows 1)")
-    serve.add_argument("--config", help="a TOML or JSON file of server settings")
+    serve.add_argument(
+        "--config",
+        help="ragkit.toml (or .yaml, .json): the [server] table and the pipeline every kb is "
+        "opened with; a file of server settings only (the keys of [server]) works too",
+    )
     serve.add_argument(
         "--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
         help="an origin browsers may call from (repeatable; default: none)",
@@ -36,14 +43,16 @@ def run_serve(args: argparse.Namespace) -> int:
     from ragkit.errors import ConfigurationError
     from ragkit.server.settings import ServerSettings
 
-    settings = ServerSettings.from_file(args.config) if args.config else ServerSettings()
-    settings = settings.updated(
-        {
-            "kb": args.kb, "host": args.host, "port": args.port, "workers": args.workers,
-            "cors_origins": args.cors_origins, "sync_roots": args.sync_roots,
-        },
-        origin="the command line",
-    )  # fmt: skip
+    flags = {
+        "kb": args.kb, "host": args.host, "port": args.port, "workers": args.workers,
+        "cors_origins": args.cors_origins, "sync_roots": args.sync_roots,
+    }  # fmt: skip
+    config = _pipeline_config(args.config) if args.config else None
+    if config is not None:
+        settings = config.server_settings(**flags)
+    else:
+        base = ServerSettings.from_file(args.config) if args.config else ServerSettings()
+        settings = base.updated(flags, origin="the command line")
     uvicorn = require("uvicorn", extra="server", purpose="ragkit serve")
     require("fastapi", extra="server", purpose="ragkit serve")
     if isinstance(parse_location(settings.kb), LocalSettings) and settings.workers > 1:
@@ -57,11 +66,36 @@ def run_serve(args: argparse.Namespace) -> int:
     if settings.workers > 1:
         from ragkit.server.app import SETTINGS_ENV
 
+        if config is not None and (config.embedder or config.generator or config.reranker):
+            print("ragkit: warning: with --workers above 1 each worker opens kbs with the "
+                  "default pipeline; the [embedder], [generator] and [reranker] of "
+                  f"{args.config} apply with one worker only", file=sys.stderr)  # fmt: skip
+
         os.environ[SETTINGS_ENV] = settings.to_json()
         uvicorn.run("ragkit.server.app:create_app_from_env", factory=True,
                     host=settings.host, port=settings.port, workers=settings.workers)  # fmt: skip
         return 0
     from ragkit.server.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    opener = None
+    if config is not None:
+        pipeline = config
+
+        def opener(info: Any) -> Any:
+            return pipeline.rag(info.settings, tenant=info.tenant)
+
+    uvicorn.run(create_app(settings, open_rag=opener), host=settings.host, port=settings.port)
     return 0
+
+
+def _pipeline_config(path: str) -> RagkitConfig | None:
+    """The ragkit.toml at ``path``, or None for a file of server settings only (the
+    format ``ragkit serve --config`` read before ragkit.toml existed)."""
+    from ragkit.config import RagkitConfig, load_mapping
+    from ragkit.server.settings import ServerSettings
+
+    data = load_mapping(path)
+    server_keys = {f.replace("-", "_") for f in data} - {"kb"}
+    if "server" not in data and server_keys <= set(ServerSettings.__dataclass_fields__):
+        return None
+    return RagkitConfig.from_mapping(data, origin=path)
