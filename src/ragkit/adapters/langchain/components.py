@@ -1,20 +1,5 @@
-"""Interoperation with LangChain, in one place.
-
-LangChain objects into ragkit slots:
-
-* :class:`LangChainLoader`: any LangChain document loader as a ragkit ``Loader``.
-* :class:`LangChainEmbedder`: any LangChain ``Embeddings`` as a ragkit ``Embedder``.
-* :class:`LangChainRetriever`: any LangChain retriever as a ragkit ``Retriever``.
-* :class:`LangChainChatGenerator`: any LangChain chat model as a ragkit generator that
-  streams, and still ends with the cited sources.
-
-ragkit objects into LangChain:
-
-* :func:`as_langchain_retriever`: a ragkit retriever (or ``RAG``) as a LangChain
-  ``BaseRetriever``, usable in any LCEL chain.
-
-Requires ``pip install "ragkit[langchain]"``; nothing here is imported by ``import ragkit``.
-"""
+"""LangChain loaders, embeddings, retrievers and chat models in ragkit slots, and a ragkit
+retriever as a LangChain retriever. See :mod:`ragkit.adapters.langchain`."""
 
 from __future__ import annotations
 
