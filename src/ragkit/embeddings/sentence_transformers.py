@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from ragkit._deps import package_dir, require
 from ragkit._models import shared_model
+from ragkit._quiet import quiet_loading
 from ragkit.embeddings._cpu import native_bf16
 from ragkit.embeddings._encoder import PrefixedEncoder
 from ragkit.errors import ConfigurationError
@@ -61,6 +62,18 @@ def bundled_minilm_path() -> Path | None:
     return path if path is not None and (path / "modules.json").exists() else None
 
 
+def _folder_model_id(model: str | Path) -> str | None:
+    """The model id a fine-tuned folder records (``ragkit_model.json``, written by
+    ``ragkit finetune``): unique per weights, so the embedding cache and a kb never
+    take one fine-tuned model's vectors for another's saved at the same path."""
+    path = Path(model).expanduser() / "ragkit_model.json"
+    if not path.is_file():
+        return None
+    from ragkit.training.promote import model_id_of
+
+    return model_id_of(path.parent)
+
+
 class SentenceTransformerEmbedder(PrefixedEncoder):
     """Embeds text with a sentence-transformers model, batched and normalized.
 
@@ -76,7 +89,8 @@ class SentenceTransformerEmbedder(PrefixedEncoder):
             the bundled all-MiniLM-L6-v2 (no network).
         model_id: the id recorded in knowledge bases and cache keys; defaults to the
             model name (the canonical hub name for the bundled model, since the weights
-            are the same).
+            are the same), or for a folder made by ``ragkit finetune`` the id it
+            records (``ragkit_model.json``: the base name and a digest of the weights).
         device: torch device, ``"cpu"`` by default (ragkit never needs a GPU).
         batch_size: texts per forward pass (32 embedded SciFact chunks 4-10 % faster
             than 64 in float32 and bfloat16, and 128 or more was slower still).
@@ -121,7 +135,7 @@ class SentenceTransformerEmbedder(PrefixedEncoder):
             self._model_id = model_id or DEFAULT_MODEL
         else:
             self._model_ref = str(model)
-            self._model_id = model_id or str(model)
+            self._model_id = model_id or _folder_model_id(model) or str(model)
         self.device = device
         self.batch_size = batch_size
         self.query_prefix = query_prefix
@@ -173,7 +187,10 @@ class SentenceTransformerEmbedder(PrefixedEncoder):
         )
         logger.info("loading embedding model %s", self._model_ref)
         try:
-            return st.SentenceTransformer(self._model_ref, device=self.device, **self._model_kwargs)
+            with quiet_loading():
+                return st.SentenceTransformer(
+                    self._model_ref, device=self.device, **self._model_kwargs
+                )
         except OSError as exc:
             raise ConfigurationError(
                 f"Could not load embedding model {self._model_ref!r}: {exc}. "

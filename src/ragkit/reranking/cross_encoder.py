@@ -13,6 +13,7 @@ import numpy as np
 
 from ragkit._deps import require
 from ragkit._models import shared_model
+from ragkit._quiet import quiet_loading
 from ragkit.errors import ConfigurationError
 from ragkit.types import ScoredChunk
 
@@ -145,12 +146,13 @@ class CrossEncoderReranker:
         )
         logger.info("loading cross-encoder %s", self.model_name)
         try:
-            return st.CrossEncoder(
-                self.model_name,
-                device=self.device,
-                max_length=self.max_length,
-                **self._model_kwargs,
-            )
+            with quiet_loading():
+                return st.CrossEncoder(
+                    self.model_name,
+                    device=self.device,
+                    max_length=self.max_length,
+                    **self._model_kwargs,
+                )
         except (OSError, ValueError) as exc:
             raise ConfigurationError(
                 f"Could not load cross-encoder {self.model_name!r}: {exc}. Pass a "

@@ -12,6 +12,7 @@ from typing import Any
 
 from ragkit._deps import INSTALL_SMOLLM2, default_model_path, require
 from ragkit._models import shared_model
+from ragkit._quiet import quiet_loading
 from ragkit.embeddings.sentence_transformers import Precision, uses_bf16
 from ragkit.errors import ConfigurationError
 from ragkit.reranking._mix import mix_scores
@@ -134,10 +135,11 @@ class QueryLikelihoodReranker:
             source, kwargs["gguf_file"] = str(path.parent), path.name
         logger.info("loading query-likelihood model %s", self.model)
         try:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
-            model = transformers.AutoModelForCausalLM.from_pretrained(
-                source, dtype=torch.float32, **kwargs
-            )
+            with quiet_loading():
+                tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
+                model = transformers.AutoModelForCausalLM.from_pretrained(
+                    source, dtype=torch.float32, **kwargs
+                )
         except (OSError, ValueError) as exc:
             raise ConfigurationError(
                 f"Could not load language model {self.model!r}: {exc}. Pass a GGUF file "
