@@ -24,6 +24,7 @@ __all__ = [
     "FileIssue",
     "Generation",
     "Heading",
+    "Hits",
     "IndexReport",
     "PageSpan",
     "ScoredChunk",
@@ -206,6 +207,18 @@ class ScoredChunk:
     score: float
 
 
+class Hits(list[ScoredChunk]):
+    """Retrieved chunks, best first: a plain ``list[ScoredChunk]`` that Jupyter shows as
+    a table (rank, score, source and pages, text)."""
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        from ragkit.display import hits_html
+
+        return hits_html(self)
+
+
 @dataclass(frozen=True, slots=True)
 class Citation:
     """What one ``[n]`` marker in an answer points at.
@@ -304,6 +317,12 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data: text, citations, contexts with their chunks and scores."""
         return asdict(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the text with clickable numbered sources, quotes highlighted."""
+        from ragkit.display import answer_html
+
+        return answer_html(self)
 
     def __str__(self) -> str:
         lines = []
@@ -407,6 +426,12 @@ class IndexReport:
     def ok(self) -> bool:
         """True when no file failed."""
         return not self.failed
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the counts, failed files and warnings as HTML."""
+        from ragkit.display import report_html
+
+        return report_html(self)
 
     def __str__(self) -> str:
         lines = [
