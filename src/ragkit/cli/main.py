@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ragkit.cli._options import add_config, load, open_rag
+from ragkit.cli._render import print_report, print_sources
 from ragkit.cli.eval import add_eval_parser, run_eval
 from ragkit.cli.keys import add_keys_parser, run_keys
 from ragkit.cli.serve import add_serve_parser, run_serve
@@ -133,7 +134,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
         print(json.dumps(asdict(report), indent=2))
     else:
-        print(report)
+        print_report(report)
     return 0
 
 
@@ -180,11 +181,7 @@ def _ask(args: argparse.Namespace) -> int:
         if final is None:  # pragma: no cover - the chain always ends with an Answer
             return 1
         print()
-        if final.extractive and not final.refused:
-            print("(extractive answer: sentences quoted from your documents)")
-        sources = final.format_sources()
-        if sources:
-            print(sources)
+        print_sources(final)
     return 0
 
 
