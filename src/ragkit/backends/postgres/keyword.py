@@ -63,12 +63,13 @@ w AS (
     FROM u JOIN idf i USING (term) JOIN q USING (term), stats s
     GROUP BY u.whole, u.unit
 ),
+top AS (SELECT * FROM w WHERE score > 0 AND {cut}),
 own AS (SELECT chunk_id, sum(tf) AS own FROM p GROUP BY chunk_id),
 hits AS (
-    SELECT c.id, c.chunk, c.fields, w.score FROM w JOIN {s}.chunks c ON c.document_id = w.unit
+    SELECT c.id, c.chunk, c.fields, w.score FROM top w JOIN {s}.chunks c ON c.document_id = w.unit
     WHERE w.whole
     UNION ALL
-    SELECT c.id, c.chunk, c.fields, w.score FROM w JOIN {s}.chunks c ON c.id = w.unit
+    SELECT c.id, c.chunk, c.fields, w.score FROM top w JOIN {s}.chunks c ON c.id = w.unit
     WHERE NOT w.whole
 )
 SELECT h.id, h.chunk, h.score FROM hits h LEFT JOIN own o ON o.chunk_id = h.id, stats s
@@ -76,6 +77,15 @@ WHERE h.score > 0 AND {where}
 ORDER BY h.score DESC, CASE WHEN s.shared THEN coalesce(o.own, 0) ELSE 0 END DESC, h.id
 LIMIT %(k)s
 """
+
+# Without filters, only units scoring at least the k-th best unit can hold a top-k chunk
+# (every unit stands for one chunk or more, each with the unit's score), so the chunk
+# rows are read for those alone, ties at the cut included, instead of for every unit
+# that shares a term with the query (on SciFact 10,000 chunk rows per query for 50 hits).
+_CUT = (
+    "score >= (SELECT coalesce(min(score), 0) FROM "
+    "(SELECT score FROM w WHERE score > 0 ORDER BY score DESC LIMIT %(k)s) best)"
+)
 
 
 class PostgresBM25Retriever:
@@ -135,7 +145,8 @@ class PostgresBM25Retriever:
         # The filter's %s parameters become named ones, after the query's own.
         for i, value in enumerate(params):
             named[f"f{i}"] = value
-        sql = _BM25.format(s=self._db.schema, where=_named(clause, len(params)))
+        cut = _CUT if clause == "TRUE" else "TRUE"  # a filter can drop the best units' chunks
+        sql = _BM25.format(s=self._db.schema, where=_named(clause, len(params)), cut=cut)
         with self._db.read("keyword search") as cur:
             cur.execute(sql, named)
             rows = cur.fetchall()
