@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -192,19 +192,13 @@ class RAG:
         """The stages around the backend: embedder, chunker, loader, retriever, chain."""
         backend = self.backend
         if embedder is None:
-            from ragkit.embeddings import SentenceTransformerEmbedder
-
-            embedder = SentenceTransformerEmbedder()
+            embedder = self._default_embedder()
         manifest = self._check_manifest(embedder, tenant)
         # The generator and the verifier embed passage and answer sentences: not chunks,
         # so not cached in the kb; they share the vectors of one question in memory.
         answer_embedder = sentence_embedder(embedder)
-        if cache:
-            from ragkit.embeddings import CachedEmbedder
-
-            cache_file = self.path / "embeddings.sqlite" if self.path else None
-            embedder = CachedEmbedder(embedder, cache_file)
-        self.embedder: Embedder = embedder
+        self._cache = cache
+        self.embedder: Embedder = self._cached(embedder)
         self.store_name = backend.name
         self.store: VectorStore = backend.store
         self.record: Record = backend.record
@@ -244,6 +238,71 @@ class RAG:
         )
         self._checked = False
         self._recover_if_free()
+
+    def _default_embedder(self) -> Embedder:
+        """The bundled MiniLM, or the model folder the kb recorded (``RAG.reembed``)."""
+        from ragkit.embeddings import SentenceTransformerEmbedder
+
+        manifest = self.backend.read_manifest()
+        if manifest is not None and manifest.embedder_path:
+            if not Path(manifest.embedder_path).is_dir():
+                raise ConfigurationError(
+                    f"{self.location} is embedded with the model folder "
+                    f"{manifest.embedder_path}, which is gone; restore it, or pass "
+                    "embedder=... for the same model"
+                )
+            return SentenceTransformerEmbedder(
+                manifest.embedder_path, model_id=manifest.embedder_model
+            )
+        return SentenceTransformerEmbedder()
+
+    def _cached(self, embedder: Embedder) -> Embedder:
+        if not self._cache:
+            return embedder
+        from ragkit.embeddings import CachedEmbedder
+
+        cache_file = self.path / "embeddings.sqlite" if self.path else None
+        return CachedEmbedder(embedder, cache_file)
+
+    def reembed(
+        self,
+        embedder: Embedder,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Make ``embedder`` this kb's embedder: every vector rewritten with it.
+
+        For a fine-tuned model (``ragkit finetune embedder``): its folder is recorded
+        in the kb, and ``RAG(path)`` opened without an embedder loads it. Vectors go
+        through the kb's embedding cache, so an interrupted run resumes where it
+        stopped; until it finishes, only ``embedder`` can open the kb. Chunks, texts
+        and the keyword index are unchanged. See ``docs/finetuning.md``.
+
+        Returns:
+            ``chunks``, ``embedded`` (computed, not from the cache), ``model_id``,
+            ``dimension``, ``path``.
+
+        Raises:
+            KnowledgeBaseLockedError: another process is writing this knowledge base.
+            EmbedderMismatchError: the new vectors have another length.
+        """
+        from ragkit.training.reembed import reembed
+
+        return dict(reembed(self, embedder, path=path, progress=progress))
+
+    def _use_embedder(self, embedder: Embedder, manifest: Manifest) -> None:
+        """Switch to ``embedder`` after :meth:`reembed` rewrote the vectors."""
+        old = self.embedder
+        self.embedder = self._cached(embedder)
+        self.indexer.embedder = self.embedder
+        if self.retrieval != "custom":
+            self.qa.retriever = self.backend.retriever(self.retrieval, self.embedder)
+        self._manifest = manifest
+        self._checked = False
+        close = getattr(old, "close", None)
+        if callable(close):
+            close()
 
     def _check_manifest(self, embedder: Embedder, tenant: str | None) -> Manifest | None:
         """The kb's manifest, checked against the embedder and the tenant asked for."""

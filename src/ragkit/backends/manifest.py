@@ -29,6 +29,11 @@ class Manifest:
         tenant: who owns the kb (``ragkit ingest --tenant``; what a server's API keys
             are checked against).
         format_version: layout version of the kb folder.
+        embedder_path: the embedder's model folder when it is a local one recorded by
+            ``RAG.reembed`` (a fine-tuned model): ``RAG`` opened without an embedder
+            loads it. Empty otherwise.
+        reembedding: the model id a ``RAG.reembed`` is switching to, while it runs; a
+            kb left with it set was interrupted and holds vectors of two models.
     """
 
     embedder_model: str
@@ -37,6 +42,8 @@ class Manifest:
     chunker: dict[str, Any] = field(default_factory=dict)
     tenant: str = "default"
     format_version: int = FORMAT_VERSION
+    embedder_path: str = ""
+    reembedding: str = ""
 
     @classmethod
     def read(cls, folder: Path) -> Manifest | None:
@@ -89,8 +96,16 @@ class Manifest:
         os.replace(tmp, path)
 
     def check_embedder(self, model_id: str, folder: Path | str) -> None:
-        """Raise when ``model_id`` is not the embedder that built the kb."""
-        if model_id != self.embedder_model:
+        """Raise when ``model_id`` is not the embedder that built the kb, or when a
+        re-embedding was interrupted (only its new embedder may open the kb then, to
+        finish it)."""
+        if self.reembedding and model_id != self.reembedding:
+            raise EmbedderMismatchError(
+                f"{folder}: re-embedding with {self.reembedding!r} was interrupted, so it "
+                "holds vectors of two models. Run it again to finish: ragkit finetune use "
+                f"--kb {folder} MODEL_DIR (or rag.reembed(embedder))"
+            )
+        if model_id not in (self.embedder_model, self.reembedding):
             raise EmbedderMismatchError(
                 f"{folder} was built with the embedder {self.embedder_model!r}, not "
                 f"{model_id!r}: its vectors cannot be compared. Open it with that embedder, "

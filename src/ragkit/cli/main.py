@@ -12,6 +12,7 @@ from typing import Any
 from ragkit.cli._options import add_config, load, open_rag
 from ragkit.cli._render import print_report, print_sources
 from ragkit.cli.eval import add_eval_parser, run_eval
+from ragkit.cli.finetune import add_finetune_parser, run_finetune
 from ragkit.cli.keys import add_keys_parser, run_keys
 from ragkit.cli.serve import add_serve_parser, run_serve
 
@@ -91,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="pick the k chunks (of at least 4 retrieved) by a local language model's "
         "likelihood of the question (QueryLikelihoodReranker; default model: the bundled "
-        "SmolLM2 GGUF)",
+        "SmolLM2 GGUF), or by a cross-encoder folder (ragkit finetune reranker --out)",
     )
 
     stats = sub.add_parser("stats", help="show what a knowledge base holds")
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_serve_parser(sub, _KB_HELP)
     add_keys_parser(sub, _KB_HELP)
+    add_finetune_parser(sub, _KB_HELP)
     return parser
 
 
@@ -153,7 +155,11 @@ def _ask(args: argparse.Namespace) -> int:
 
         generator = LlamaCppGenerator(args.llm or None, n_threads=args.threads)
     reranker: Any = None
-    if args.rerank is not None:
+    if args.rerank and os.path.isfile(os.path.join(args.rerank, "config.json")):
+        from ragkit.reranking import CrossEncoderReranker
+
+        reranker = CrossEncoderReranker(args.rerank)  # ragkit finetune reranker's folder
+    elif args.rerank is not None:
         from ragkit.reranking import QueryLikelihoodReranker
 
         reranker = QueryLikelihoodReranker(args.rerank or None)
@@ -206,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "eval": run_eval,
         "serve": run_serve,
         "keys": run_keys,
+        "finetune": run_finetune,
     }
     try:
         return handlers[args.command](args)

@@ -1,0 +1,204 @@
+"""``ragkit finetune``: train an embedder or a reranker on a kb's data, and use it.
+
+ragkit finetune embedder --out DIR (--pairs FILE | --kb KB --synthetic [llm|cloze])
+ragkit finetune reranker --out DIR (--pairs FILE | --kb KB --synthetic [llm|cloze])
+ragkit finetune pairs --kb KB --synthetic cloze --out pairs.jsonl   # step 1 alone
+ragkit finetune use --kb KB DIR      # re-embed the kb with the fine-tuned embedder
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["add_finetune_parser", "run_finetune"]
+
+
+def _common(parser: argparse.ArgumentParser, kb_help: str, *, defaults: dict[str, Any]) -> None:
+    parser.add_argument("--out", required=True, help="the output model folder")
+    parser.add_argument("--pairs", help="JSONL training pairs: {query, positive, negatives?}")
+    parser.add_argument("--kb", help=kb_help + "; hard negatives come from it")
+    parser.add_argument(
+        "--synthetic",
+        nargs="?",
+        const="llm",
+        choices=("llm", "cloze"),
+        help="make pairs from the kb's chunks: questions by the bundled SmolLM2 (llm, "
+        "the default) or a sentence of the chunk as the query (cloze, no model)",
+    )
+    parser.add_argument("--base", help="the starting model (default: bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--epochs", type=int, default=defaults["epochs"])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=defaults["lr"], help="peak learning rate")
+    parser.add_argument(
+        "--negatives", type=int, default=defaults["negatives"], help="hard negatives per pair"
+    )
+    parser.add_argument("--max-chunks", type=int, help="synthetic pairs from at most N chunks")
+    parser.add_argument(
+        "--heldout", type=float, default=0.1, help="share of pairs held out, by document"
+    )
+    parser.add_argument(
+        "--min-gain", type=float, default=0.0, help="held-out nDCG@10 gain needed to promote"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def add_finetune_parser(sub: Any, kb_help: str) -> None:
+    """Add ``finetune`` and its subcommands to the ``ragkit`` subparsers ``sub``."""
+    finetune = sub.add_parser(
+        "finetune",
+        help="fine-tune the embedder or train a reranker on a kb's own data (ragkit[train])",
+    )
+    steps = finetune.add_subparsers(dest="finetune_command", required=True)
+    embedder = steps.add_parser("embedder", help="fine-tune the embedding model")
+    _common(embedder, kb_help, defaults={"epochs": 2, "lr": 2e-5, "negatives": 1})
+    embedder.add_argument("--loss", choices=("mnrl", "gist"), default="mnrl")
+    reranker = steps.add_parser("reranker", help="train a cross-encoder reranker")
+    _common(reranker, kb_help, defaults={"epochs": 1, "lr": 5e-5, "negatives": 3})
+
+    pairs = steps.add_parser("pairs", help="write synthetic training pairs (step 1 alone)")
+    pairs.add_argument("--kb", required=True, help=kb_help)
+    pairs.add_argument("--out", required=True, help="the JSONL file to write")
+    pairs.add_argument("--synthetic", choices=("llm", "cloze"), default="llm")
+    pairs.add_argument("--max-chunks", type=int)
+    pairs.add_argument("--seed", type=int, default=0)
+
+    use = steps.add_parser(
+        "use", help="make a fine-tuned embedder the kb's embedder (re-embeds its chunks)"
+    )
+    use.add_argument("model", help="the folder ragkit finetune embedder wrote")
+    use.add_argument("--kb", required=True, help=kb_help)
+
+
+class _Bars:
+    """One tqdm bar per step name (the CLI owns the terminal)."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(what)
+        if bar is None:
+            bar = self.bars[what] = tqdm(total=total, desc=what, file=sys.stderr, disable=None)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _open_kb(location: str, model: str | None = None) -> Any:
+    from ragkit.errors import EmbedderMismatchError
+    from ragkit.rag import RAG
+
+    try:
+        return RAG(location)
+    except EmbedderMismatchError:
+        if model is None:
+            raise
+        from ragkit.embeddings import SentenceTransformerEmbedder
+
+        # An interrupted re-embedding: only its new model opens the kb, to finish.
+        return RAG(location, embedder=SentenceTransformerEmbedder(model))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ragkit.errors import ConfigurationError
+    from ragkit.training.pipeline import finetune_embedder, finetune_reranker
+    from ragkit.training.train import TrainConfig
+
+    if (args.pairs is None) == (args.synthetic is None):
+        raise ConfigurationError("give --pairs FILE, or --kb KB --synthetic")
+    if args.synthetic is not None and args.kb is None:
+        raise ConfigurationError("--synthetic needs --kb")
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        negatives=args.negatives,
+        loss=getattr(args, "loss", "mnrl"),
+        seed=args.seed,
+    )
+    run = finetune_embedder if args.finetune_command == "embedder" else finetune_reranker
+    bars = _Bars()
+    rag = _open_kb(args.kb) if args.kb else None
+    try:
+        report = run(
+            args.out,
+            pairs=args.pairs,
+            kb=rag,
+            synthetic=args.synthetic,
+            base=args.base,
+            config=config,
+            heldout_fraction=args.heldout,
+            max_chunks=args.max_chunks,
+            min_gain=args.min_gain,
+            progress=bars,
+        )
+    finally:
+        bars.close()
+        if rag is not None:
+            rag.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    print(report)
+    print(f"report: {args.out}/finetune-report.json")
+    if report.promoted and args.finetune_command == "embedder" and args.kb:
+        print(f"use it: ragkit finetune use --kb {args.kb} {args.out}")
+    elif report.promoted:
+        print(f"use it: ragkit ask --kb KB --rerank {args.out} QUESTION")
+    return 0
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    from ragkit.training.pairs import write_pairs
+    from ragkit.training.pipeline import make_pairs
+
+    bars = _Bars()
+    with _open_kb(args.kb) as rag:
+        try:
+            pairs = make_pairs(
+                kb=rag,
+                synthetic=args.synthetic,
+                max_chunks=args.max_chunks,
+                seed=args.seed,
+                progress=bars,
+            )
+        finally:
+            bars.close()
+    n = write_pairs(pairs, args.out)
+    print(f"{n} pairs written to {args.out}")
+    return 0
+
+
+def _use(args: argparse.Namespace) -> int:
+    from ragkit.embeddings import SentenceTransformerEmbedder
+
+    bars = _Bars()
+    embedder = SentenceTransformerEmbedder(args.model)
+    with _open_kb(args.kb, args.model) as rag:
+        try:
+            report = rag.reembed(embedder, progress=bars)
+        finally:
+            bars.close()
+    print(
+        f"{args.kb}: {report['chunks']} chunks now embedded with {report['model_id']} "
+        f"({report['embedded']} computed, the rest from the cache)"
+    )
+    return 0
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    """Run ``ragkit finetune ...``."""
+    if args.finetune_command == "pairs":
+        return _pairs(args)
+    if args.finetune_command == "use":
+        return _use(args)
+    return _train(args)

@@ -1,0 +1,154 @@
+"""The fast mode: a linear map on query vectors, trained in seconds, no re-indexing.
+
+The kb's chunk vectors stay as they are; only the query vector is moved, by a square
+matrix ``W`` (started at the identity) so that ``normalize(W q)`` lands nearer the
+query's positive chunks than its negatives. It trains on vectors alone (the kb's
+cached chunk vectors and the queries embedded once) with the same contrastive loss as
+the full fine-tune (softmax over in-batch and hard negatives), plus a pull towards the
+identity so a few hundred pairs cannot wreck the space. :class:`AdaptedEmbedder`
+applies it to ``embed_query`` only, and reports the base model id, so a kb opens with
+it unchanged.
+
+Example:
+    >>> adapter = train_query_adapter(pairs, embedder)  # doctest: +SKIP
+    >>> adapter.save("kb-adapter.npz")  # doctest: +SKIP
+    >>> rag = RAG("./kb", embedder=AdaptedEmbedder(embedder, QueryAdapter.load("kb-adapter.npz")))
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ragkit.errors import ConfigurationError
+from ragkit.protocols import Embedder
+from ragkit.training.pairs import Pair
+
+__all__ = ["AdaptedEmbedder", "QueryAdapter", "train_query_adapter"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueryAdapter:
+    """A ``d x d`` matrix applied to query vectors (then re-normalized)."""
+
+    weight: NDArray[np.float32]
+    model_id: str
+
+    def apply(self, vector: NDArray[np.float32]) -> NDArray[np.float32]:
+        moved = self.weight @ vector
+        out: NDArray[np.float32] = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(
+            np.float32
+        )
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """Save as ``.npz`` (the matrix and the base model id it was trained for)."""
+        np.savez(Path(path), weight=self.weight, model_id=np.array(self.model_id))
+
+    @classmethod
+    def load(cls, path: str | Path) -> QueryAdapter:
+        with np.load(Path(path)) as data:
+            return cls(data["weight"].astype(np.float32), str(data["model_id"]))
+
+
+class AdaptedEmbedder:
+    """An embedder whose query vectors go through a :class:`QueryAdapter`.
+
+    Documents are embedded by ``inner`` unchanged and the model id is ``inner``'s, so
+    a kb built with ``inner`` needs no re-embedding.
+
+    Raises:
+        ConfigurationError: the adapter was trained for another model.
+    """
+
+    def __init__(self, inner: Embedder, adapter: QueryAdapter) -> None:
+        if adapter.model_id != inner.model_id:
+            raise ConfigurationError(
+                f"the query adapter was trained for {adapter.model_id!r}, not {inner.model_id!r}"
+            )
+        self.inner = inner
+        self.adapter = adapter
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> NDArray[np.float32]:
+        return self.adapter.apply(self.inner.embed_query(text))
+
+
+def train_query_adapter(
+    pairs: Sequence[Pair],
+    embedder: Embedder,
+    *,
+    epochs: int = 20,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    temperature: float = 0.05,
+    identity_weight: float = 1.0,
+    seed: int = 0,
+) -> QueryAdapter:
+    """Fit a :class:`QueryAdapter` on ``pairs`` (hard negatives used when present).
+
+    Vectors come from ``embedder`` (wrap it in the kb's ``CachedEmbedder`` and the
+    passages cost nothing); the fit itself is a few thousand small matrix products.
+
+    Args:
+        pairs: training pairs.
+        embedder: the kb's embedder.
+        epochs: passes over the pairs.
+        batch_size: pairs per step (in-batch negatives).
+        learning_rate: Adam's rate.
+        temperature: of the softmax over cosines (0.05: sentence-transformers' scale 20).
+        identity_weight: weight of ``||W - I||^2`` in the loss.
+        seed: the batch order and torch's seed.
+    """
+    import torch
+
+    if len(pairs) < 2:
+        raise ConfigurationError(f"need at least 2 pairs, got {len(pairs)}")
+    queries = np.vstack([embedder.embed_query(p.query) for p in pairs]).astype(np.float32)
+    positives = embedder.embed_documents([p.positive for p in pairs])
+    negatives = [list(p.negatives[:1]) for p in pairs]
+    has_neg = all(negatives)
+    neg = embedder.embed_documents([n[0] for n in negatives]) if has_neg else None
+    torch.manual_seed(seed)
+    dim = queries.shape[1]
+    weight = torch.nn.Parameter(torch.eye(dim))
+    optimizer = torch.optim.Adam([weight], lr=learning_rate)
+    q_all = torch.from_numpy(queries)
+    p_all = torch.from_numpy(np.asarray(positives, dtype=np.float32))
+    n_all = torch.from_numpy(np.asarray(neg, dtype=np.float32)) if neg is not None else None
+    identity = torch.eye(dim)
+    order = list(range(len(pairs)))
+    rng = random.Random(seed)
+    for _ in range(epochs):
+        rng.shuffle(order)
+        for start in range(0, len(order), batch_size):
+            idx = torch.tensor(order[start : start + batch_size])
+            q = torch.nn.functional.normalize(q_all[idx] @ weight.T, dim=1)
+            docs = p_all[idx] if n_all is None else torch.cat([p_all[idx], n_all[idx]])
+            logits = q @ docs.T / temperature
+            loss: Any = torch.nn.functional.cross_entropy(logits, torch.arange(len(idx)))
+            loss = loss + identity_weight * ((weight - identity) ** 2).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    logger.info("query adapter trained on %d pairs, %d epochs", len(pairs), epochs)
+    return QueryAdapter(weight.detach().numpy().astype(np.float32), embedder.model_id)

@@ -1,0 +1,188 @@
+"""Step 4, evaluate: a held-out split of the pairs by document, and the scores on it.
+
+The split keeps every pair of a document on one side (:func:`split_by_document`): with
+pairs of the same document on both sides, a model that memorised the training
+passages would look better on the held-out split than it is on new documents.
+
+:class:`HeldOut` turns the held-out pairs into a small retrieval task: its queries,
+a pool of passages (their positives and negatives, plus passages of the training
+side as distractors) and which passages answer which query. The same task scores
+the base model and every checkpoint (nDCG@10), so the best checkpoint and the
+promotion decision are made on documents the model never trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragkit.errors import ConfigurationError
+from ragkit.training.pairs import Pair
+
+__all__ = ["HeldOut", "split_by_document"]
+
+#: The held-out measure: nDCG@10 over the pool (the metric the benchmarks report).
+METRIC = "ndcg@10"
+
+
+def split_by_document(
+    pairs: Sequence[Pair], *, fraction: float = 0.1, seed: int = 0, min_pairs: int = 1
+) -> tuple[list[Pair], list[Pair]]:
+    """(train, held-out): whole documents go to the held-out side until it holds about
+    ``fraction`` of the pairs (at least ``min_pairs``).
+
+    Documents are taken in an order fixed by ``seed``, so a split is repeatable; pairs
+    keep their order within each side.
+
+    Raises:
+        ConfigurationError: ``fraction`` is not in (0, 1), or the pairs come from a
+            single document (nothing would be left to train on, or to test on).
+    """
+    if not 0 < fraction < 1:
+        raise ConfigurationError(f"fraction must be between 0 and 1, got {fraction}")
+    groups: dict[str, int] = {}
+    for pair in pairs:
+        groups[pair.group] = groups.get(pair.group, 0) + 1
+    if len(groups) < 2:
+        raise ConfigurationError(
+            "the pairs come from a single document: a held-out split by document needs "
+            "two or more (add document_id to the pairs, or more documents)"
+        )
+    order = sorted(groups, key=lambda g: hashlib.sha256(f"{seed}\0{g}".encode()).hexdigest())
+    want = max(min_pairs, round(fraction * len(pairs)))
+    held: set[str] = set()
+    taken = 0
+    for group in order:
+        if taken >= want or len(held) == len(groups) - 1:
+            break
+        held.add(group)
+        taken += groups[group]
+    train = [p for p in pairs if p.group not in held]
+    heldout = [p for p in pairs if p.group in held]
+    return train, heldout
+
+
+@dataclass
+class HeldOut:
+    """The held-out pairs as a retrieval task: queries, a passage pool, relevance.
+
+    Example:
+        >>> task = HeldOut.build(heldout_pairs, distractors=[p.positive for p in train])
+        >>> task.score_embedder(model)  # doctest: +SKIP
+
+    Attributes:
+        queries: query id -> text.
+        corpus: passage id -> text (positives, negatives and distractors).
+        relevant: query id -> ids of the passages that answer it.
+    """
+
+    queries: dict[str, str]
+    corpus: dict[str, str]
+    relevant: dict[str, set[str]]
+    name: str = "heldout"
+    _ids: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        pairs: Sequence[Pair],
+        *,
+        distractors: Sequence[str] = (),
+        pool: int = 2000,
+        seed: int = 0,
+    ) -> HeldOut:
+        """The task for ``pairs``; ``distractors`` fill the pool up to ``pool`` passages."""
+        if not pairs:
+            raise ConfigurationError("no held-out pairs to evaluate on")
+        task = cls({}, {}, {})
+        by_query: dict[str, str] = {}
+        for pair in pairs:
+            qid = by_query.setdefault(pair.query, f"q{len(by_query)}")
+            task.queries[qid] = pair.query
+            task.relevant.setdefault(qid, set()).add(task._passage(pair.positive))
+            for negative in pair.negatives:
+                task._passage(negative)
+        rng = random.Random(seed)
+        extra = [t for t in dict.fromkeys(distractors) if t not in task._ids]
+        rng.shuffle(extra)
+        for text in extra[: max(0, pool - len(task.corpus))]:
+            task._passage(text)
+        return task
+
+    def _passage(self, text: str) -> str:
+        pid = self._ids.get(text)
+        if pid is None:
+            pid = self._ids[text] = f"d{len(self._ids)}"
+            self.corpus[pid] = text
+        return pid
+
+    def embedder_evaluator(self) -> Any:
+        """A sentence-transformers ``InformationRetrievalEvaluator`` on this task."""
+        from sentence_transformers.sentence_transformer.evaluation import (
+            InformationRetrievalEvaluator,
+        )
+
+        evaluator: Any = InformationRetrievalEvaluator
+        return evaluator(
+            self.queries,
+            self.corpus,
+            self.relevant,
+            name=self.name,
+            show_progress_bar=False,
+            write_csv=False,
+            ndcg_at_k=[10],
+            mrr_at_k=[10],
+            accuracy_at_k=[1, 10],
+            precision_recall_at_k=[10],
+            map_at_k=[10],
+        )
+
+    @property
+    def embedder_key(self) -> str:
+        """The evaluator's result key of the measure (``heldout_cosine_ndcg@10``)."""
+        return f"{self.name}_cosine_{METRIC}"
+
+    def score_embedder(self, model: Any) -> float:
+        """nDCG@10 of a ``SentenceTransformer`` on the task."""
+        return float(self.embedder_evaluator()(model)[self.embedder_key])
+
+    def reranker_samples(
+        self, rank: Callable[[str, list[str]], list[str]], depth: int = 20
+    ) -> list[dict[str, Any]]:
+        """Samples for ``CrossEncoderRerankingEvaluator``: each query's ``depth`` best
+        passages of the pool by the first stage ``rank(query, texts)`` (best first), and
+        its positives (a positive the first stage missed stays missed)."""
+        texts = list(self.corpus.values())
+        samples = []
+        for qid, query in self.queries.items():
+            ranked = rank(query, texts)[:depth]
+            positives = [self.corpus[pid] for pid in sorted(self.relevant[qid])]
+            samples.append({"query": query, "positive": positives, "documents": ranked})
+        return samples
+
+    def reranker_evaluator(self, samples: list[dict[str, Any]]) -> Any:
+        """A ``CrossEncoderRerankingEvaluator`` over ``samples``: it also reports the
+        first stage's own order (``base_ndcg@10``)."""
+        from sentence_transformers.cross_encoder.evaluation import (
+            CrossEncoderRerankingEvaluator,
+        )
+
+        return CrossEncoderRerankingEvaluator(
+            samples,
+            at_k=10,
+            always_rerank_positives=False,
+            name=self.name,
+            show_progress_bar=False,
+            write_csv=False,
+        )
+
+    @property
+    def reranker_key(self) -> str:
+        return f"{self.name}_{METRIC}"
+
+    @property
+    def first_stage_key(self) -> str:
+        return f"{self.name}_base_{METRIC}"

@@ -1,0 +1,341 @@
+"""ragkit.training, step by step on tiny data (no model: fakes and plain vectors)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragkit import RAG
+from ragkit.errors import ConfigurationError, EmbedderMismatchError
+from ragkit.testing import FakeEmbedder
+from ragkit.training.adapter import AdaptedEmbedder, QueryAdapter, train_query_adapter
+from ragkit.training.evaluate import HeldOut, split_by_document
+from ragkit.training.negatives import (
+    Candidate,
+    NegativeRules,
+    mine_negatives,
+    select_negatives,
+)
+from ragkit.training.pairs import (
+    Pair,
+    inverse_cloze_pairs,
+    kb_chunks,
+    read_pairs,
+    synthetic_pairs,
+    write_pairs,
+)
+from ragkit.training.promote import (
+    MODEL_FILE,
+    REPORT_FILE,
+    check_output,
+    model_id_of,
+    promote,
+)
+from ragkit.types import Document
+
+TOPICS = {
+    "volcano": "Volcanoes erupt molten lava. Magma rises through the crust of the earth. "
+    "Ash clouds disrupt flights for many days.",
+    "glacier": "Glaciers carve deep valleys in mountains. Ice flows slowly downhill under "
+    "its own weight. Meltwater feeds the rivers below.",
+    "piano": "The piano has eighty eight keys. Hammers strike the strings inside the case. "
+    "Pedals sustain or soften every note.",
+    "coffee": "Coffee beans are roasted before brewing. Caffeine keeps drinkers awake at "
+    "night. Espresso is forced through fine grounds.",
+}
+
+
+# -- pairs ---------------------------------------------------------------------------
+
+
+def test_pairs_round_trip_through_jsonl(tmp_path: Path) -> None:
+    pairs = [
+        Pair("what erupts?", "Volcanoes erupt.", ("Glaciers flow.",), "volcano"),
+        Pair("how many keys?", "Eighty eight keys."),
+    ]
+    path = tmp_path / "pairs.jsonl"
+    assert write_pairs(pairs, path) == 2
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[1]) == {"query": "how many keys?", "positive": "Eighty eight keys."}
+    assert read_pairs(path) == pairs
+
+
+def test_read_pairs_names_the_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"query": "q", "positive": "p"}\n\n{"query": "q"}\n', encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"pairs.jsonl:3: \"positive\""):
+        read_pairs(path)
+    path.write_text("not json\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"pairs.jsonl:1: not JSON"):
+        read_pairs(path)
+
+
+@pytest.fixture
+def rag(tmp_path: Path) -> RAG:
+    kb = RAG(tmp_path / "kb", store="memory", embedder=FakeEmbedder(), retrieval="dense")
+    kb.add([Document(text=text, source=name) for name, text in TOPICS.items()])
+    return kb
+
+
+def test_inverse_cloze_takes_a_sentence_out_of_its_chunk(rag: RAG) -> None:
+    chunks = kb_chunks(rag)
+    pairs = inverse_cloze_pairs(chunks, keep_sentence=0.0, min_words=4, seed=1)
+    assert len(pairs) == len(chunks) == 4
+    by_doc = {c.document_id: c.text for c in chunks}
+    for pair in pairs:
+        source = by_doc[pair.document_id]
+        assert pair.query in source
+        assert pair.query not in pair.positive
+        assert pair.positive in " ".join(source.replace(pair.query, " ").split())
+    # the same seed makes the same pairs
+    assert inverse_cloze_pairs(chunks, keep_sentence=0.0, min_words=4, seed=1) == pairs
+
+
+class QuestionWriter:
+    """A fake LLM: a good question for the volcano passage, an off-topic one for the
+    piano passage, a copied sentence for the glacier passage, a too short one else."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        if "lava" in prompt:
+            return "Question: What rises through the crust when volcanoes erupt lava?\nmore"
+        if "eighty" in prompt:
+            return "Why is espresso forced through fine roasted coffee grounds?"
+        if "Glaciers" in prompt:
+            return "Glaciers carve deep valleys in mountains."
+        return "Why?"
+
+
+def test_round_trip_filter_keeps_questions_that_find_their_chunk(rag: RAG) -> None:
+    chunks = kb_chunks(rag)
+    writer = QuestionWriter()
+    pairs = synthetic_pairs(chunks, writer, rag, attempts=2, top_k=1)
+    volcano = next(c for c in chunks if c.source == "volcano")
+    assert [(p.document_id, p.query, p.positive) for p in pairs] == [
+        (
+            volcano.document_id,
+            "What rises through the crust when volcanoes erupt lava?",
+            volcano.text,
+        )
+    ]
+    # each chunk was asked until it had a question or ran out of attempts
+    assert len(writer.prompts) == 1 + 2 + 2 + 2
+
+
+# -- negatives -------------------------------------------------------------------------
+
+
+def test_negative_rules_skip_top_ranks_copies_and_near_positives() -> None:
+    rules = NegativeRules(count=2, skip_top=1, max_similarity=0.9, margin=0.9)
+    candidates = [
+        Candidate("own document", "doc-a", 0.95, 0.99),
+        Candidate("other positive", "doc-b", 0.9, 0.5),
+        Candidate("top rank", "doc-c", 0.85, 0.3),
+        Candidate("near copy", "doc-d", 0.7, 0.95),
+        Candidate("too close to the positive's score", "doc-e", 0.75, 0.2),
+        Candidate("hard negative", "doc-f", 0.6, 0.4),
+        Candidate("hard negative", "doc-g", 0.55, 0.4),
+        Candidate("second negative", "doc-h", 0.5, 0.1),
+        Candidate("third negative", "doc-i", 0.4, 0.1),
+    ]
+    chosen = select_negatives(
+        candidates,
+        positive="the positive",
+        positive_score=0.8,
+        excluded_documents={"doc-a", "doc-b"},
+        rules=rules,
+    )
+    assert chosen == ["hard negative", "second negative"]
+
+
+def test_mining_never_takes_a_positive_of_the_same_query(rag: RAG) -> None:
+    corpus = [(c.text, c.document_id) for c in kb_chunks(rag)]
+    pairs = [
+        Pair("volcano lava erupt", corpus[3][0], document_id=corpus[3][1]),
+        Pair("volcano lava erupt", corpus[0][0], document_id=corpus[0][1]),
+    ]
+    rules = NegativeRules(count=3, skip_top=0, max_similarity=1.01, margin=10.0)
+    mined = mine_negatives(pairs, corpus, FakeEmbedder(), rules)
+    positives = {p.positive for p in pairs}
+    for pair in mined:
+        assert pair.negatives
+        assert not positives & set(pair.negatives)
+        assert len(set(pair.negatives)) == len(pair.negatives)
+
+
+# -- evaluate --------------------------------------------------------------------------
+
+
+def test_split_by_document_keeps_documents_whole() -> None:
+    pairs = [Pair(f"q{i}", f"p{i}", document_id=f"d{i % 7}") for i in range(40)]
+    train, held = split_by_document(pairs, fraction=0.25, seed=3)
+    assert len(train) + len(held) == 40
+    assert {p.document_id for p in train}.isdisjoint({p.document_id for p in held})
+    assert 8 <= len(held) <= 16
+    assert split_by_document(pairs, fraction=0.25, seed=3) == (train, held)
+    # without document ids the positive's text stands for the document
+    loose = [Pair("a", "same passage"), Pair("b", "same passage"), Pair("c", "other")]
+    train, held = split_by_document(loose, fraction=0.5)
+    assert {p.positive for p in train}.isdisjoint({p.positive for p in held})
+    with pytest.raises(ConfigurationError, match="single document"):
+        split_by_document([Pair("a", "x"), Pair("b", "x")])
+
+
+def test_heldout_task_pools_positives_negatives_and_distractors() -> None:
+    held = [
+        Pair("q1", "p1", ("n1",), "d1"),
+        Pair("q1", "p2", (), "d2"),
+        Pair("q2", "p3", ("n1",), "d3"),
+    ]
+    task = HeldOut.build(held, distractors=["x1", "x2", "p1", "x3"], pool=6)
+    assert len(task.queries) == 2
+    assert sorted(task.corpus.values()) == sorted(["p1", "p2", "p3", "n1", *task_extra(task)])
+    assert len(task.corpus) == 6
+    relevant = {task.queries[q]: {task.corpus[d] for d in ds} for q, ds in task.relevant.items()}
+    assert relevant == {"q1": {"p1", "p2"}, "q2": {"p3"}}
+
+
+def task_extra(task: HeldOut) -> list[str]:
+    return [t for t in task.corpus.values() if t.startswith("x")]
+
+
+# -- promote ---------------------------------------------------------------------------
+
+
+def fake_model(folder: Path, weights: bytes) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(weights)
+    return folder
+
+
+def test_promotion_takes_the_trained_model_only_when_it_wins(tmp_path: Path) -> None:
+    trained = fake_model(tmp_path / "trained", b"new weights")
+    saved: list[Path] = []
+
+    def save_base(folder: Path) -> None:
+        saved.append(folder)
+        (folder / "model.safetensors").write_bytes(b"base weights")
+
+    out = tmp_path / "out"
+    lost = promote(
+        kind="embedder", out=out, base="base", base_id="base-id", base_score=0.6,
+        trained=trained, trained_score=0.58, save_base=save_base,
+    )  # fmt: skip
+    assert not lost.promoted
+    assert "does not beat the base" in lost.reason
+    assert (out / "model.safetensors").read_bytes() == b"base weights"
+    assert model_id_of(out) == "base-id"
+    assert json.loads((out / REPORT_FILE).read_text())["promoted"] is False
+
+    won = promote(
+        kind="embedder", out=out, base="base", base_id="base-id", base_score=0.6,
+        trained=trained, trained_score=0.65, save_base=save_base,
+    )  # fmt: skip
+    assert won.promoted
+    assert (out / "model.safetensors").read_bytes() == b"new weights"
+    assert won.model_id == model_id_of(out)
+    assert won.model_id is not None
+    assert won.model_id.startswith("ragkit-finetuned/base-")
+
+    # a gain below min_gain is not enough; a reranker without a trained base gets no model
+    out2 = tmp_path / "rr"
+    report = promote(
+        kind="reranker", out=out2, base="b", base_id="b", base_score=0.6,
+        trained=trained, trained_score=0.605, min_gain=0.01,
+    )  # fmt: skip
+    assert not report.promoted
+    assert report.model_id is None
+    assert sorted(p.name for p in out2.iterdir()) == [REPORT_FILE]
+    assert not (out2 / MODEL_FILE).exists()
+
+
+def test_output_folder_of_the_user_is_never_emptied(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="not empty"):
+        check_output(tmp_path)
+    assert (tmp_path / "notes.txt").exists()
+
+
+# -- using the result ------------------------------------------------------------------
+
+
+class OtherEmbedder(FakeEmbedder):
+    """Another model: same dimension, different vectors and id."""
+
+    @property
+    def model_id(self) -> str:
+        return "fake-other"
+
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        return super().embed_documents([t[::-1] for t in texts])
+
+    def embed_query(self, text):  # type: ignore[no-untyped-def]
+        return super().embed_query(text[::-1])
+
+
+def test_reembed_rewrites_the_vectors_and_the_manifest(tmp_path: Path) -> None:
+    folder = tmp_path / "kb"
+    with RAG(folder, store="faiss", embedder=FakeEmbedder()) as rag:
+        rag.add([Document(text=text, source=name) for name, text in TOPICS.items()])
+        before = rag.retrieve("magma crust", 1)[0].chunk.document_id
+        report = rag.reembed(OtherEmbedder())
+        assert report["chunks"] == 4
+        assert report["model_id"] == "fake-other"
+        assert rag.embedder.model_id == "fake-other"
+        assert rag.retrieve("magma crust", 1)[0].chunk.document_id == before
+        again = rag.add([Document(text=text, source=name) for name, text in TOPICS.items()])
+        assert len(again.unchanged) == 4  # the record follows the new embedder
+    manifest = json.loads((folder / "ragkit.json").read_text())
+    assert manifest["embedder_model"] == "fake-other"
+    assert manifest["reembedding"] == ""
+    with pytest.raises(EmbedderMismatchError):
+        RAG(folder, embedder=FakeEmbedder())
+    with RAG(folder, embedder=OtherEmbedder()) as rag:
+        vectors = rag.embedder.embed_documents([TOPICS["piano"]])
+        assert np.allclose(vectors, OtherEmbedder().embed_documents([TOPICS["piano"]]))
+
+
+def test_an_interrupted_reembed_is_refused_until_finished(tmp_path: Path) -> None:
+    folder = tmp_path / "kb"
+    with RAG(folder, store="faiss", embedder=FakeEmbedder()) as rag:
+        rag.add([Document(text=text, source=name) for name, text in TOPICS.items()])
+    manifest = json.loads((folder / "ragkit.json").read_text())
+    manifest["reembedding"] = "fake-other"  # what a crash in the middle leaves
+    (folder / "ragkit.json").write_text(json.dumps(manifest))
+    with pytest.raises(EmbedderMismatchError, match="interrupted"):
+        RAG(folder, embedder=FakeEmbedder())
+    with RAG(folder, embedder=OtherEmbedder()) as rag:  # only the new model, to finish
+        rag.reembed(OtherEmbedder())
+    with RAG(folder, embedder=OtherEmbedder()) as rag:
+        assert rag.stats()["chunks"] == 4
+
+
+def test_query_adapter_moves_queries_only_and_keeps_the_model_id(rag: RAG) -> None:
+    base = FakeEmbedder()
+    chunks = kb_chunks(rag)
+    # queries in other words than their passages: the adapter must learn the mapping
+    pairs = [
+        Pair(f"{name} question", c.text, document_id=c.document_id)
+        for name, c in zip(["alpha", "beta", "gamma", "delta"], chunks, strict=True)
+    ]
+    adapter = train_query_adapter(
+        pairs, base, epochs=60, batch_size=4, learning_rate=1e-2, identity_weight=0.0
+    )
+    adapted = AdaptedEmbedder(base, adapter)
+    assert adapted.model_id == base.model_id
+    assert np.array_equal(adapted.embed_documents(["x y"]), base.embed_documents(["x y"]))
+    docs = base.embed_documents([p.positive for p in pairs])
+    hits = [int(np.argmax(docs @ adapted.embed_query(p.query))) for p in pairs]
+    assert hits == [0, 1, 2, 3]
+    path = rag.path / "adapter.npz"  # type: ignore[operator]
+    adapter.save(path)
+    assert np.array_equal(QueryAdapter.load(path).weight, adapter.weight)
+    with pytest.raises(ConfigurationError, match="trained for"):
+        AdaptedEmbedder(OtherEmbedder(), adapter)
