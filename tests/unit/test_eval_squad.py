@@ -348,3 +348,19 @@ def test_cli_rerank_records_the_reranker_and_its_candidates(
 
 def test_cli_fetch_k_needs_rerank(squad_file: Path) -> None:
     assert main(["eval", "squad", str(squad_file), "--fetch-k", "8"]) == 2
+
+
+def test_articles_option_selects_questions_by_article_number(squad_file: Path) -> None:
+    import argparse
+
+    from ragkit.cli._eval_squad import parse_articles, select_articles
+
+    assert parse_articles("12-14,3") == {3, 12, 13, 14}
+    assert parse_articles("1") == {1}
+    for bad in ("5-2", "a-b", "-1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--articles"):
+            parse_articles(bad)
+    questions = SquadDataset(squad_file).questions()
+    assert {q.title for q in select_articles(questions, {1})} == {"Penguins"}
+    assert {q.title for q in select_articles(questions, {0})} == {"Volcanoes"}
+    assert select_articles(questions, None) == questions

@@ -5,12 +5,35 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ragkit.backends.urls import redact
 from ragkit.cli._eval_common import index_documents, table, write_results
 
-__all__ = ["add_squad_parser", "run_squad"]
+if TYPE_CHECKING:
+    from ragkit.eval import SquadQuestion
+
+__all__ = ["add_squad_parser", "parse_articles", "run_squad", "select_articles"]
+
+Q = TypeVar("Q", bound="SquadQuestion")
+
+
+def parse_articles(spec: str) -> frozenset[int]:
+    """``"12-23"`` or ``"0-5,9"`` -> the article numbers."""
+    numbers: set[int] = set()
+    try:
+        for part in spec.split(","):
+            first, dash, last = part.strip().partition("-")
+            low, high = int(first), int(last) if dash else int(first)
+            if low < 0 or high < low:
+                raise ValueError(part)
+            numbers.update(range(low, high + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--articles takes numbers and ranges such as 12-23 or 0-5,9, got {spec!r}"
+        ) from None
+    return frozenset(numbers)
 
 
 def add_squad_parser(benchmarks: Any) -> None:
@@ -54,12 +77,36 @@ def add_squad_parser(benchmarks: Any) -> None:
         type=int,
         help="candidates retrieved for --rerank to order (default: --k, one forward pass each)",
     )
+    squad.add_argument(
+        "--articles",
+        type=parse_articles,
+        metavar="RANGE",
+        help="ask only the questions of these articles, numbered from 0 in file order "
+        "(e.g. 12-23 or 0-5,9); every paragraph is still indexed",
+    )
     squad.add_argument("--sample", type=int, help="ask a seeded random sample of N questions")
     squad.add_argument("--seed", type=int, default=0, help="seed of the sample (0)")
     squad.add_argument("--k", type=int, default=5, help="chunks per answer (5)")
     squad.add_argument(
         "--output", help="where to write the JSON results (default eval-squad-<dataset>.json)"
     )
+
+
+def select_articles(questions: list[Q], articles: Collection[int] | None) -> list[Q]:
+    """The questions of the articles numbered ``articles`` (from 0, in file order)."""
+    if articles is None:
+        return questions
+    numbers = {title: n for n, title in enumerate(dict.fromkeys(q.title for q in questions))}
+    return [q for q in questions if numbers[q.title] in articles]
+
+
+def _asked(questions: int, args: argparse.Namespace) -> str:
+    asked = f"{questions} questions"
+    if args.articles is not None:
+        asked += f" of {len(args.articles)} articles"
+    if args.sample is not None:
+        asked += f" (seeded sample, seed {args.seed})"
+    return asked
 
 
 def run_squad(args: argparse.Namespace) -> int:
@@ -79,6 +126,7 @@ def run_squad(args: argparse.Namespace) -> int:
         raise ConfigurationError("--fetch-k needs --rerank and must be at least --k")
     dataset = SquadDataset(args.path)
     documents, questions = dataset.read()
+    questions = select_articles(questions, args.articles)
     generator: Generator | None = None
     if args.llm is not None:
         from ragkit.generation.llamacpp import LlamaCppGenerator
@@ -133,14 +181,13 @@ def run_squad(args: argparse.Namespace) -> int:
             "min_relevance": verifier.min_relevance,
         },
         "kb": redact(str(args.kb)) if args.kb else None,
+        "articles": None if args.articles is None else sorted(args.articles),
         "index": index,
         "answers": report.to_dict(),
     }
     output = write_results(args.output or f"eval-squad-{dataset.name}.json", results)
 
-    asked = f"{report.questions} questions"
-    if args.sample is not None:
-        asked += f" (seeded sample, seed {args.seed})"
+    asked = _asked(report.questions, args)
     print(f"{dataset.name}: {asked}, {index['documents']} paragraphs, {index['chunks']} chunks")
     reranked = "" if reranker is None else f", {reranker!r} over {fetch_k}"
     print(f"{model}, {embedder}, {store} store, {retrieval} retrieval{reranked}, k={args.k}")
