@@ -26,6 +26,12 @@ system's median chunks/s and its median ratio to raw encode in the same round.
 
 ``--store faiss`` puts ragkit's chunks in a ``FaissStore`` instead of ``RAG``'s default
 Chroma, to separate Chroma's own write cost from the rest of the pipeline.
+``--kb-url`` writes ragkit's trials into a server instead of a folder: a new kb per
+trial (``kb=`` of a ``postgresql://`` URL, ``collection=`` of a ``milvus://`` one);
+``bench/backends.py --only ingest`` starts a PostgreSQL of its own and runs this:
+
+    python bench/ingest.py --data ../shared/bench/scifact --backend torch --limit 2000 \
+        --rounds 3 --without-langchain --kb-url 'postgresql://me@localhost/db'
 ``--without-langchain`` leaves LangChain out, for long runs on the whole corpus:
 
     python bench/ingest.py --data ../shared/bench/scifact --backend torch --rounds 2 \
@@ -44,6 +50,7 @@ import os
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,21 +123,26 @@ def systems(
     chunks: list[Chunk],
     work: Path,
     store: str = "chroma",
+    *,
+    kb_url: str | None = None,
 ) -> dict[str, Callable[[], None]]:
     texts = [c.text for c in chunks]
     encode = raw_encode(embedder)
     precomputed = Precomputed(chunks)
+    options: dict[str, Any] = {} if kb_url else {"store": store}
 
-    def fresh(name: str) -> Path:
+    def fresh(name: str) -> Path | str:
+        if kb_url:
+            return fresh_kb(kb_url, name)
         return Path(tempfile.mkdtemp(prefix=name + "-", dir=work))
 
     def ragkit_chunks() -> None:
-        with RAG(fresh("chunks"), embedder=embedder, chunker=precomputed, store=store) as rag:
+        with RAG(fresh("chunks"), embedder=embedder, chunker=precomputed, **options) as rag:
             report = rag.add(documents)
         assert report.chunks_added == len(chunks), report
 
     def ragkit_add() -> None:
-        with RAG(fresh("add"), embedder=embedder, store=store) as rag:
+        with RAG(fresh("add"), embedder=embedder, **options) as rag:
             report = rag.add(documents)
         assert report.chunks_added == len(chunks), report
 
@@ -158,6 +170,12 @@ def systems(
     }
 
 
+def fresh_kb(url: str, name: str) -> str:
+    """A new, empty kb on the server of ``url`` (a ``postgresql://`` or ``milvus://`` URL)."""
+    key = "collection" if url.startswith("milvus") else "kb"
+    return f"{url}{'&' if '?' in url else '?'}{key}={name}_{uuid.uuid4().hex[:12]}"
+
+
 def compare(args: argparse.Namespace) -> dict[str, Any]:
     documents, chunks = corpus(args.data, args.limit)
     embedder = make_embedder(args.backend, args.threads)
@@ -166,7 +184,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     # would flatter every ratio of round 0; a single text would not even reach bfloat16.
     raw_encode(embedder)([c.text for c in chunks[:2048]])
     work = Path(tempfile.mkdtemp(prefix="ragkit-ingest-"))
-    runs = systems(embedder, documents, chunks, work, args.store)
+    runs = systems(embedder, documents, chunks, work, args.store, kb_url=args.kb_url)
     if args.without_langchain:
         del runs["langchain"]
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -206,7 +224,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         print(f"ragkit RAG.add vs langchain: {lc / add:.2f}x")
     return {
         "backend": args.backend,
-        "store": args.store,
+        "store": "url" if args.kb_url else args.store,
         "embedder": repr(embedder),
         "model_id": embedder.model_id,
         "documents": len(documents),
@@ -256,6 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("torch", "torch-fp32", "onnx"), default="torch")
     parser.add_argument(
         "--store", choices=("chroma", "faiss"), default="chroma", help="ragkit's store"
+    )
+    parser.add_argument(
+        "--kb-url",
+        help="a postgresql:// or milvus:// server: ragkit's trials write a new kb there "
+        "(instead of a folder with --store)",
     )
     parser.add_argument("--threads", type=int, help="encode threads (default: the backend's)")
     parser.add_argument("--limit", type=int, help="chunks to use (whole documents; all if unset)")
