@@ -84,6 +84,24 @@ def add_squad_parser(benchmarks: Any) -> None:
         help="ask only the questions of these articles, numbered from 0 in file order "
         "(e.g. 12-23 or 0-5,9); every paragraph is still indexed",
     )
+    squad.add_argument(
+        "--lora",
+        metavar="DIR",
+        help="with --llm: compare the base model with it adapted by this LoRA (the folder "
+        "ragkit finetune generator wrote, or a LoRA .gguf), same questions",
+    )
+    squad.add_argument(
+        "--ks",
+        type=lambda text: [int(x) for x in text.split(",")],
+        metavar="K,K",
+        help="with --lora: each k to evaluate at, e.g. 1,4 (default: --k)",
+    )
+    squad.add_argument(
+        "--removed",
+        action="store_true",
+        help="with --lora: also ask each question with its own paragraph removed and "
+        "report how often the answer is refused",
+    )
     squad.add_argument("--sample", type=int, help="ask a seeded random sample of N questions")
     squad.add_argument("--seed", type=int, default=0, help="seed of the sample (0)")
     squad.add_argument("--k", type=int, default=5, help="chunks per answer (5)")
@@ -124,6 +142,10 @@ def run_squad(args: argparse.Namespace) -> int:
         raise ConfigurationError("--sample must be positive")
     if args.fetch_k is not None and (args.rerank is None or args.fetch_k < args.k):
         raise ConfigurationError("--fetch-k needs --rerank and must be at least --k")
+    if getattr(args, "lora", None) is not None or getattr(args, "ks", None) or args.removed:
+        from ragkit.cli._eval_squad_lora import run_squad_lora
+
+        return run_squad_lora(args)  # base against adapted
     dataset = SquadDataset(args.path)
     documents, questions = dataset.read()
     questions = select_articles(questions, args.articles)

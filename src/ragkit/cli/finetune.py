@@ -13,6 +13,8 @@ import json
 import sys
 from typing import Any
 
+from ragkit.cli.finetune_generator import add_generator_parser, run_generator
+
 __all__ = ["add_finetune_parser", "run_finetune"]
 
 
@@ -58,6 +60,7 @@ def add_finetune_parser(sub: Any, kb_help: str) -> None:
     embedder.add_argument("--loss", choices=("mnrl", "gist"), default="mnrl")
     reranker = steps.add_parser("reranker", help="train a cross-encoder reranker")
     _common(reranker, kb_help, defaults={"epochs": 1, "lr": 5e-5, "negatives": 3})
+    add_generator_parser(steps, kb_help)  # LoRA on the answering LLM (finetune_generator.py)
 
     pairs = steps.add_parser("pairs", help="write synthetic training pairs (step 1 alone)")
     pairs.add_argument("--kb", required=True, help=kb_help)
@@ -197,6 +200,8 @@ def _use(args: argparse.Namespace) -> int:
 
 def run_finetune(args: argparse.Namespace) -> int:
     """Run ``ragkit finetune ...``."""
+    if args.finetune_command == "generator":
+        return run_generator(args)
     if args.finetune_command == "pairs":
         return _pairs(args)
     if args.finetune_command == "use":

@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         help="CPU threads for --llm (default: llama.cpp's choice; fewer on a busy machine)",
     )
     ask.add_argument(
+        "--lora",
+        metavar="PATH",
+        help="with --llm: a LoRA adapter (the folder ragkit finetune generator wrote, or a "
+        "LoRA .gguf); llama.cpp applies it at load",
+    )
+    ask.add_argument(
         "--no-verify", action="store_true", help="skip checking claims against the passages"
     )
     ask.add_argument(
@@ -154,6 +160,13 @@ def _ask(args: argparse.Namespace) -> int:
         from ragkit.generation.llamacpp import LlamaCppGenerator
 
         generator = LlamaCppGenerator(args.llm or None, n_threads=args.threads)
+    if args.lora is not None:
+        from ragkit.cli._eval_squad_lora import lora_generator
+        from ragkit.errors import ConfigurationError
+
+        if args.llm is None:
+            raise ConfigurationError("--lora needs --llm")
+        generator = lora_generator(args.llm, args.lora, args.threads)  # the adapted LLM
     reranker: Any = None
     if args.rerank and os.path.isfile(os.path.join(args.rerank, "config.json")):
         from ragkit.reranking import CrossEncoderReranker

@@ -17,6 +17,7 @@ from ragkit.generation.prompt import (
     Prompt,
     PromptBuilder,
 )
+from ragkit.generation.transformers import TransformersGenerator
 
 __all__ = [
     "DEFAULT_SYSTEM",
@@ -30,4 +31,5 @@ __all__ = [
     "OpenAIGenerator",
     "Prompt",
     "PromptBuilder",
+    "TransformersGenerator",
 ]

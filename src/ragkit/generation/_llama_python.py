@@ -28,7 +28,15 @@ class LlamaCppPythonRuntime:
     name = "llama-cpp-python"
 
     def __init__(
-        self, path: Path, *, n_ctx: int, n_threads: int | None, seed: int | None, verbose: bool
+        self,
+        path: Path,
+        *,
+        n_ctx: int,
+        n_threads: int | None,
+        seed: int | None,
+        verbose: bool,
+        lora: Path | None = None,
+        lora_scale: float = 1.0,
     ) -> None:
         llama_cpp = require(
             "llama_cpp",
@@ -39,6 +47,8 @@ class LlamaCppPythonRuntime:
         kwargs: dict[str, Any] = {"n_ctx": n_ctx, "n_threads": n_threads, "verbose": verbose}
         if seed is not None:
             kwargs["seed"] = seed
+        if lora is not None:
+            kwargs["lora_path"], kwargs["lora_scale"] = str(lora), lora_scale
         try:
             self._llm: Any = llama_cpp.Llama(model_path=str(path), **kwargs)
         except Exception as exc:

@@ -75,13 +75,30 @@ def open_runtime(
     n_threads: int | None,
     seed: int | None,
     verbose: bool,
+    lora: Path | None = None,
+    lora_scale: float = 1.0,
 ) -> Runtime:
     """Load the model at ``path`` with ``backend``; ``"auto"`` takes xllamacpp when it is
-    installed, else llama-cpp-python."""
+    installed, else llama-cpp-python; ``lora`` is a LoRA adapter GGUF applied at load."""
     if backend == "auto":
         # when neither is installed, the error names the extra that has a wheel
         use_xllamacpp = _installed("xllamacpp") or not _installed("llama_cpp")
         backend = "xllamacpp" if use_xllamacpp else "llama_cpp"
     if backend == "xllamacpp":
-        return XllamacppRuntime(path, n_ctx=n_ctx, n_threads=n_threads, verbose=verbose)
-    return LlamaCppPythonRuntime(path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=verbose)
+        return XllamacppRuntime(
+            path,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            verbose=verbose,
+            lora=lora,
+            lora_scale=lora_scale,
+        )
+    return LlamaCppPythonRuntime(
+        path,
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        seed=seed,
+        verbose=verbose,
+        lora=lora,
+        lora_scale=lora_scale,
+    )

@@ -45,7 +45,16 @@ class XllamacppRuntime:
 
     name = "xllamacpp"
 
-    def __init__(self, path: Path, *, n_ctx: int, n_threads: int | None, verbose: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int,
+        n_threads: int | None,
+        verbose: bool,
+        lora: Path | None = None,
+        lora_scale: float = 1.0,
+    ) -> None:
         xllamacpp = require("xllamacpp", extra="llm", purpose="LlamaCppGenerator")
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
@@ -55,6 +64,9 @@ class XllamacppRuntime:
             params.cpuparams.n_threads = n_threads
             params.cpuparams_batch.n_threads = n_threads
         params.verbosity = 3 if verbose else 0
+        if lora is not None:
+            # llama.cpp applies the adapter when it loads the model (every request).
+            params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(str(lora), lora_scale)]
         # The server also listens on a random loopback port; only this process, which
         # knows the key, may use it.
         self._key = secrets.token_urlsafe(24)
@@ -63,8 +75,10 @@ class XllamacppRuntime:
             self._server: Any = xllamacpp.Server(params)
         except Exception as exc:
             raise GenerationError(
-                f"llama.cpp (xllamacpp) could not load {path}: {exc}. Check that the file "
-                "is a GGUF model llama.cpp supports and that n_ctx fits in memory."
+                f"llama.cpp (xllamacpp) could not load {path}"
+                + ("" if lora is None else f" with the LoRA adapter {lora}")
+                + f": {exc}. Check that the file is a GGUF model llama.cpp supports (and the "
+                "adapter a LoRA GGUF made for it) and that n_ctx fits in memory."
             ) from exc
         address = urlsplit(str(self._server.listening_address))
         self._host = address.hostname or "127.0.0.1"

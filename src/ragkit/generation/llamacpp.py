@@ -37,6 +37,18 @@ __all__ = ["LlamaCppGenerator", "default_model_path"]
 logger = logging.getLogger(__name__)
 
 
+def _adapter_file(path: Path) -> Path:
+    """The LoRA GGUF at ``path``, or in the adapter folder ``path``."""
+    file = path / "adapter.gguf" if path.is_dir() else path
+    if not file.is_file():
+        raise ConfigurationError(
+            f"no LoRA adapter GGUF at {file}: pass a LoRA .gguf, or a folder of "
+            "ragkit finetune generator holding adapter.gguf (written when the base model "
+            "is a GGUF; otherwise serve it with TransformersGenerator(lora=...))"
+        )
+    return file
+
+
 class LlamaCppGenerator:
     """Answers with a local GGUF model through llama.cpp, on CPU, token by token.
 
@@ -82,6 +94,10 @@ class LlamaCppGenerator:
         template: the user message; contains ``{context}`` and ``{question}``.
         model: the name recorded in answers; defaults to the file name.
         verbose: let llama.cpp log to stderr.
+        lora: a LoRA adapter llama.cpp applies when it loads the model: a LoRA GGUF, or
+            the folder ``ragkit finetune generator --out`` wrote (its ``adapter.gguf``).
+            The adapter must have been made for this model file's architecture.
+        lora_scale: how strongly the adapter applies (1.0 as trained).
 
     Raises:
         ConfigurationError: no model file, or a bad argument.
@@ -105,6 +121,8 @@ class LlamaCppGenerator:
         template: str = DEFAULT_USER_TEMPLATE,
         model: str | None = None,
         verbose: bool = False,
+        lora: str | Path | None = None,
+        lora_scale: float = 1.0,
     ) -> None:
         if model_path is None:
             model_path = default_model_path()
@@ -133,6 +151,8 @@ class LlamaCppGenerator:
             )
         if isinstance(stop, str) or not all(isinstance(x, str) and x for x in stop):
             raise ConfigurationError(f"stop must be a list of non-empty strings, got {stop!r}")
+        self.lora = None if lora is None else _adapter_file(Path(lora).expanduser())
+        self.lora_scale = lora_scale
         # Fail on a bad template now, not after loading the model.
         PromptBuilder(
             template, system=system, context_window=max_tokens + 1, answer_tokens=max_tokens
@@ -150,6 +170,9 @@ class LlamaCppGenerator:
         self.system = system
         self.template = template
         self.model = model or path.name.removesuffix(".gguf")
+        if self.lora is not None and model is None:
+            named = self.lora.parent if self.lora.name == "adapter.gguf" else self.lora
+            self.model += f"+lora:{named.name.removesuffix('.gguf')}"
         self.verbose = verbose
         self._runtime: Runtime | None = None
         self._builder: PromptBuilder | None = None
@@ -165,6 +188,8 @@ class LlamaCppGenerator:
                     n_threads=self.n_threads,
                     seed=self.seed,
                     verbose=self.verbose,
+                    lora=self.lora,
+                    lora_scale=self.lora_scale,
                 )
                 if runtime.n_ctx <= self.max_tokens:
                     runtime.close()
