@@ -56,9 +56,9 @@ def _aim(case: Any) -> None:
     if "model" in params:
         params["model"] = "handbook"
     body = case.body
-    if case.path == "/v1/chat/completions" and isinstance(body, dict):
-        if isinstance(body.get("model"), str):
-            body["model"] = "handbook"
+    chat = case.path == "/v1/chat/completions" and isinstance(body, dict)
+    if chat and isinstance(body.get("model"), str):
+        body["model"] = "handbook"
 
 
 #: Operations with rules their JSON schema does not say, answered 400 with the reason:
@@ -73,40 +73,44 @@ SEMANTIC_400 = {
 }
 
 
-def test_every_operation_answers_without_5xx_and_matches_its_schema(served: Any) -> None:
+def _runner(operation: Any, url: str, key: str, excluded: list[Any]) -> Any:
+    """The bounded, deterministic hypothesis test of one operation."""
     from hypothesis import HealthCheck, Phase, given, settings
+
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy())
+    def run(case: Any) -> None:
+        _aim(case)
+        case.call_and_validate(
+            base_url=url,
+            headers={"Authorization": f"Bearer {key}"},
+            excluded_checks=excluded,
+            timeout=30,
+        )
+
+    return run
+
+
+def test_every_operation_answers_without_5xx_and_matches_its_schema(served: Any) -> None:
     from schemathesis.checks import load_all_checks
     from schemathesis.specs.openapi.checks import positive_data_acceptance
 
     load_all_checks()
-
     schema, url, key = served
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 20
     for operation in operations:
-
-        @settings(
-            max_examples=MAX_EXAMPLES,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=operation.as_strategy())
-        def run(case: Any) -> None:
-            _aim(case)
-            excluded = [positive_data_acceptance] if operation.label in SEMANTIC_400 else []
-            case.call_and_validate(
-                base_url=url,
-                headers={"Authorization": f"Bearer {key}"},
-                excluded_checks=excluded,
-                timeout=30,
-            )
-
+        excluded = [positive_data_acceptance] if operation.label in SEMANTIC_400 else []
         try:
-            run()
+            _runner(operation, url, key, excluded)()
         except Exception as exc:  # gather every operation's failure, not only the first
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
