@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from ragkit.cli.finetune_generator import add_generator_parser, run_generator
@@ -97,18 +98,29 @@ class _Bars:
 
 
 def _open_kb(location: str, model: str | None = None) -> Any:
+    """The kb opened with the embedder it records: the default, its recorded model
+    folder, a local model folder named as its model id, or (an interrupted
+    ``finetune use``) the new ``model``."""
+    from ragkit.backends import open_backend
+    from ragkit.embeddings import SentenceTransformerEmbedder
     from ragkit.errors import EmbedderMismatchError
     from ragkit.rag import RAG
 
     try:
         return RAG(location)
     except EmbedderMismatchError:
-        if model is None:
+        backend = open_backend(location, keyword=False)
+        try:
+            manifest = backend.read_manifest()
+        finally:
+            backend.close()
+        if manifest is None:  # pragma: no cover - a mismatch needs a manifest
             raise
-        from ragkit.embeddings import SentenceTransformerEmbedder
-
-        # An interrupted re-embedding: only its new model opens the kb, to finish.
-        return RAG(location, embedder=SentenceTransformerEmbedder(model))
+        if model is not None and manifest.reembedding:
+            return RAG(location, embedder=SentenceTransformerEmbedder(model))
+        if Path(manifest.embedder_model).is_dir():
+            return RAG(location, embedder=SentenceTransformerEmbedder(manifest.embedder_model))
+        raise
 
 
 def _train(args: argparse.Namespace) -> int:

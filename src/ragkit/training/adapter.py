@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from ragkit.errors import ConfigurationError
 from ragkit.protocols import Embedder
+from ragkit.training.negatives import embed_queries
 from ragkit.training.pairs import Pair
 
 __all__ = ["AdaptedEmbedder", "QueryAdapter", "train_query_adapter"]
@@ -123,7 +124,7 @@ def train_query_adapter(
 
     if len(pairs) < 2:
         raise ConfigurationError(f"need at least 2 pairs, got {len(pairs)}")
-    queries = np.vstack([embedder.embed_query(p.query) for p in pairs]).astype(np.float32)
+    queries = embed_queries(embedder, [p.query for p in pairs])
     positives = embedder.embed_documents([p.positive for p in pairs])
     negatives = [list(p.negatives[:1]) for p in pairs]
     has_neg = all(negatives)

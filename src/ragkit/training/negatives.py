@@ -24,6 +24,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +38,7 @@ __all__ = [
     "Candidate",
     "NegativeRules",
     "corpus_of",
+    "embed_queries",
     "mine_negatives",
     "pairs_corpus",
     "select_negatives",
@@ -112,6 +114,28 @@ def _unit(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
     return out
 
 
+def embed_queries(embedder: Embedder, queries: Sequence[str]) -> NDArray[np.float32]:
+    """Query vectors, batched for ragkit's model embedders (their query prefix added,
+    one encode per 256 queries), else one ``embed_query`` each. A
+    :class:`~ragkit.embeddings.CachedEmbedder` passes queries through, so it is looked
+    through; any other wrapper may change queries and is called as it is."""
+    from ragkit.embeddings import CachedEmbedder
+
+    model: Any = embedder
+    while isinstance(model, CachedEmbedder):
+        model = model.inner
+    encode = getattr(model, "_encode", None)
+    prefix = getattr(model, "query_prefix", None)
+    if not queries:
+        return np.zeros((0, embedder.dimension), dtype=np.float32)
+    if callable(encode) and isinstance(prefix, str):
+        rows = [
+            encode([prefix + q for q in queries[i : i + 256]]) for i in range(0, len(queries), 256)
+        ]
+        return _unit(np.vstack(rows).astype(np.float32))
+    return _unit(np.vstack([embedder.embed_query(q) for q in queries]).astype(np.float32))
+
+
 def _embed(
     embedder: Embedder, texts: Sequence[str], what: str, progress: Progress | None, batch: int
 ) -> NDArray[np.float32]:
@@ -176,8 +200,7 @@ def mine_negatives(
     by_text = dict(zip(texts, documents, strict=True))
     corpus_vectors = _embed(embedder, texts, "corpus", progress, batch)
     positives = _embed(embedder, [p.positive for p in pairs], "positives", progress, batch)
-    queries = np.vstack([embedder.embed_query(p.query) for p in pairs]).astype(np.float32)
-    queries = _unit(queries)
+    queries = embed_queries(embedder, [p.query for p in pairs])
 
     # Every document that is a positive of the query, in any pair.
     known: dict[str, set[str]] = defaultdict(set)

@@ -109,7 +109,6 @@ def make_pairs(
 
 
 def _prepare(
-    out: str | Path,
     pairs: list[Pair],
     *,
     kb: Any,
@@ -118,16 +117,19 @@ def _prepare(
     eval_pairs: Sequence[Pair] | None,
     heldout_fraction: float,
     seed: int,
+    mine: bool,
     progress: Progress | None,
 ) -> tuple[list[Pair], list[Pair], HeldOut, list[tuple[str, str]]]:
-    """Steps 2 and 4's split: negatives mined, pairs split, the held-out task built."""
+    """Steps 2 and 4's split: pairs split, negatives mined (unless the training uses
+    none), the held-out task built."""
     if eval_pairs is not None:
         train, heldout = list(pairs), list(eval_pairs)
     else:
         train, heldout = split_by_document(pairs, fraction=heldout_fraction, seed=seed)
     corpus = corpus_of(kb_chunks(kb)) if kb is not None else pairs_corpus([*train, *heldout])
-    mined = mine_negatives([*train, *heldout], corpus, base_embedder, rules, progress=progress)
-    train, heldout = mined[: len(train)], mined[len(train) :]
+    if mine:
+        mined = mine_negatives([*train, *heldout], corpus, base_embedder, rules, progress=progress)
+        train, heldout = mined[: len(train)], mined[len(train) :]
     held_groups = {p.group for p in heldout}
     distractors = [text for text, doc in corpus if doc not in held_groups]
     task = HeldOut.build(heldout, distractors=distractors, seed=seed)
@@ -196,9 +198,9 @@ def finetune_embedder(
     times["pairs"] = time.perf_counter() - began
     began = time.perf_counter()
     train, heldout, task, _corpus = _prepare(
-        folder, all_pairs, kb=kb, base_embedder=_mining_embedder(kb, base_id, base_ref),
+        all_pairs, kb=kb, base_embedder=_mining_embedder(kb, base_id, base_ref),
         rules=rules, eval_pairs=eval_pairs, heldout_fraction=heldout_fraction,
-        seed=config.seed, progress=progress,
+        seed=config.seed, mine=config.negatives > 0, progress=progress,
     )  # fmt: skip
     times["negatives"] = time.perf_counter() - began
 
@@ -301,9 +303,9 @@ def finetune_reranker(
     began = time.perf_counter()
     first_stage = _mining_embedder(kb, emb_id, emb_ref)
     train, heldout, task, _corpus = _prepare(
-        folder, all_pairs, kb=kb, base_embedder=first_stage, rules=rules,
+        all_pairs, kb=kb, base_embedder=first_stage, rules=rules,
         eval_pairs=eval_pairs, heldout_fraction=heldout_fraction, seed=config.seed,
-        progress=progress,
+        mine=True, progress=progress,
     )  # fmt: skip
     times["negatives"] = time.perf_counter() - began
 

@@ -146,6 +146,7 @@ def _arguments(
         eval_strategy="epoch",
         save_strategy="epoch",
         save_total_limit=1,
+        save_only_model=True,  # the best epoch's weights are all that is kept
         load_best_model_at_end=True,
         metric_for_best_model=metric,
         greater_is_better=True,

@@ -1,0 +1,159 @@
+"""ragkit.training with real trainers: a tiny BERT built from a config (no download) for a
+few steps of each trainer, and the bundled MiniLM for the promotion rule."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragkit import RAG
+from ragkit.cli.main import main
+from ragkit.embeddings import SentenceTransformerEmbedder, bundled_minilm_path
+from ragkit.reranking import CrossEncoderReranker
+from ragkit.training import Pair, TrainConfig, finetune_embedder, write_pairs
+from ragkit.training.evaluate import HeldOut
+from ragkit.training.promote import REPORT_FILE
+from ragkit.training.train import cosine_ranker, train_reranker
+from ragkit.types import Document
+
+pytestmark = pytest.mark.integration
+
+pytest.importorskip("datasets")
+
+TOPICS = [
+    ("volcano", "lava", "Volcanoes erupt molten lava and ash over the land."),
+    ("glacier", "ice", "Glaciers are slow rivers of ice that carve valleys."),
+    ("piano", "keys", "A piano has eighty eight keys struck by felt hammers."),
+    ("coffee", "beans", "Coffee beans are roasted and ground before brewing."),
+    ("whale", "ocean", "Whales are mammals that breathe air in the ocean."),
+    ("rocket", "fuel", "Rockets burn fuel to lift satellites into orbit."),
+    ("cheese", "milk", "Cheese is made by curdling milk with rennet."),
+    ("chess", "board", "Chess is played on a board of sixty four squares."),
+    ("honey", "bees", "Bees make honey from the nectar of flowers."),
+    ("desert", "sand", "Deserts are dry places covered with sand dunes."),
+    ("castle", "walls", "Castles had thick stone walls and a moat."),
+    ("laser", "light", "A laser emits a narrow beam of coherent light."),
+]
+
+
+def good_pairs() -> list[Pair]:
+    return [Pair(f"what about {word}?", text, document_id=name) for name, word, text in TOPICS]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models gain nothing from intra-op threads, and on a busy CI machine the
+    threads' spinning made the steps 5x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide BERT sentence-transformer (MiniLM's tokenizer, random weights)."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    source = bundled_minilm_path()
+    assert source is not None
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    config = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(source / name, folder / name)
+    return folder
+
+
+def test_a_few_steps_give_a_folder_that_loads_and_embeds_differently(
+    tiny: Path, tmp_path: Path
+) -> None:
+    pairs_file = tmp_path / "pairs.jsonl"
+    write_pairs(good_pairs(), pairs_file)
+    out = tmp_path / "model"
+    # --min-gain -1 promotes whatever trains: this test is about the path, not the score
+    code = main([
+        "finetune", "embedder", "--out", str(out), "--pairs", str(pairs_file),
+        "--base", str(tiny), "--epochs", "1", "--batch-size", "4", "--lr", "1e-3",
+        "--heldout", "0.25", "--min-gain", "-1",
+    ])  # fmt: skip
+    assert code == 0
+    report = json.loads((out / REPORT_FILE).read_text())
+    assert report["promoted"] is True
+    assert report["seconds"]["steps"] >= 2
+    trained = SentenceTransformerEmbedder(out)
+    assert trained.model_id.startswith("ragkit-finetuned/model-embedder-")
+    base = SentenceTransformerEmbedder(tiny)
+    text = ["Volcanoes erupt molten lava."]
+    assert not np.allclose(trained.embed_documents(text), base.embed_documents(text), atol=1e-4)
+
+    # ... and becomes a kb's embedder through `ragkit finetune use`
+    kb = tmp_path / "kb"
+    with RAG(kb, store="faiss", embedder=base) as rag:
+        rag.add([Document(text=t, source=n) for n, _, t in TOPICS])
+    assert main(["finetune", "use", "--kb", str(kb), str(out)]) == 0
+    with RAG(kb) as rag:  # no embedder given: the recorded model folder is loaded
+        assert rag.embedder.model_id == trained.model_id
+        hits = rag.retrieve("lava", 3)
+        assert hits
+        assert np.allclose(
+            rag.embedder.embed_documents(text), trained.embed_documents(text), atol=1e-5
+        )
+
+
+def test_reranker_trainer_runs_and_its_folder_loads(tiny: Path, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    pairs = good_pairs()
+    train, held = pairs[:9], pairs[9:]
+    train = [
+        Pair(p.query, p.positive, (pairs[(i + 1) % len(pairs)].positive,), p.document_id)
+        for i, p in enumerate(train)
+    ]
+    task = HeldOut.build(held, distractors=[p.positive for p in train])
+    samples = task.reranker_samples(cosine_ranker(SentenceTransformer(str(tiny))), depth=5)
+    result = train_reranker(
+        train, task, samples, base=tiny, work=tmp_path / "work",
+        config=TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3, negatives=1),
+    )  # fmt: skip
+    assert result.steps >= 2
+    reranker = CrossEncoderReranker(result.path)
+    scores = reranker.score("what about lava?", [t for _, _, t in TOPICS[:3]])
+    assert len(scores) == 3
+    assert len(set(scores)) > 1
+
+
+def test_a_bad_training_set_leaves_the_base_model_in_place(tmp_path: Path) -> None:
+    """Queries paired with the wrong passages, a high learning rate: the trained
+    model ranks the held-out documents worse, and the folder keeps the base."""
+    pairs = good_pairs()
+    shuffled = [
+        Pair(p.query, pairs[(i + 5) % len(pairs)].positive, document_id=p.document_id)
+        for i, p in enumerate(pairs)
+    ]
+    held = [Pair(f"tell me about {w}", t, document_id=n) for n, w, t in TOPICS]
+    out = tmp_path / "model"
+    report = finetune_embedder(
+        out, pairs=shuffled * 2, eval_pairs=held,
+        config=TrainConfig(epochs=1, batch_size=8, learning_rate=3e-4, negatives=0),
+    )  # fmt: skip
+    assert report.trained_score < report.base_score
+    assert not report.promoted
+    assert "base model is kept" in report.reason
+    kept = SentenceTransformerEmbedder(out)
+    assert kept.model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    text = ["Volcanoes erupt molten lava."]
+    base = SentenceTransformerEmbedder()
+    assert np.allclose(kept.embed_documents(text), base.embed_documents(text), atol=1e-5)
