@@ -1,0 +1,386 @@
+"""Fine-tuning benchmarks (issue 15): SciFact embedder (supervised and synthetic), the
+query adapter, and a SQuAD reranker. Figures go to docs/benchmarks/finetune.md.
+
+Everything is chosen on training data: the held-out split the pipeline keeps the best
+epoch and decides promotion on is cut from the *training* pairs (by document); the
+test split is only read by the final scoring (``--score``).
+
+    # the base kb (bundled MiniLM, default chunker), built once by the eval command
+    ragkit eval beir ../shared/bench/scifact --kb /tmp/ft/scifact-kb
+    # supervised: pairs from qrels/train.tsv, fine-tune, re-embed a copy, score on test
+    python bench/finetune.py supervised --data ../shared/bench/scifact \\
+        --kb /tmp/ft/scifact-kb --work /tmp/ft/sup
+    # synthetic pairs only (inverse cloze from the kb's chunks), one run per seed
+    python bench/finetune.py synthetic --data ../shared/bench/scifact \\
+        --kb /tmp/ft/scifact-kb --work /tmp/ft/syn --seeds 0,1,2
+    # the fast mode: a linear query adapter on the cached vectors (no re-embedding)
+    python bench/finetune.py adapter --data ../shared/bench/scifact \\
+        --kb /tmp/ft/scifact-kb --work /tmp/ft/adapter
+    # reranker trained on SQuAD articles 00-11, scored on 12-23
+    python bench/finetune.py squad --squad ../shared/bench/squad/dev-v1.1-articles-00-23.json \\
+        --work /tmp/ft/squad
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragkit import RAG
+from ragkit.embeddings import SentenceTransformerEmbedder
+from ragkit.eval import BeirDataset, evaluate_retrieval
+from ragkit.training import TrainConfig
+from ragkit.training.negatives import embed_queries
+from ragkit.training.pairs import Pair, kb_chunks, write_pairs
+from ragkit.training.pipeline import finetune_embedder
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f}/{five:.1f}/{fifteen:.1f}"
+
+
+def progress_printer() -> Any:
+    last: dict[str, float] = {}
+
+    def show(what: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - last.get(what, 0) > 20:
+            last[what] = now
+            print(f"  {what}: {done}/{total}  (load {load()})", file=sys.stderr, flush=True)
+
+    return show
+
+
+def supervised_pairs(rag: RAG, data: BeirDataset, split: str = "train") -> list[Pair]:
+    """One pair per (query, relevant document): the document's chunk the base model
+    ranks highest for the query is the positive (SciFact abstracts are 1-7 chunks)."""
+    queries, qrels = data.split(split)
+    by_doc: dict[str, list[Any]] = defaultdict(list)
+    for chunk in kb_chunks(rag):
+        by_doc[chunk.document_id].append(chunk)
+    asked = [qid for qid in qrels if queries.get(qid)]
+    vectors_of = dict(
+        zip(asked, embed_queries(rag.embedder, [queries[q] for q in asked]), strict=True)
+    )
+    pairs = []
+    for qid in asked:
+        query, docs, q = queries[qid], qrels[qid], vectors_of[qid]
+        for doc_id, grade in docs.items():
+            chunks = by_doc.get(doc_id)
+            if grade < 1 or not chunks:
+                continue
+            vectors = rag.embedder.embed_documents([c.text for c in chunks])
+            best = chunks[int(np.argmax(vectors @ q))]
+            pairs.append(Pair(query, best.text, document_id=doc_id))
+    return pairs
+
+
+def score(kb: str | Path, data: BeirDataset, embedder: Any = None) -> dict[str, float]:
+    """Test-split nDCG@10 of the kb, dense and hybrid (RAG defaults, k=100)."""
+    queries, qrels = data.split("test")
+    out = {}
+    for mode in ("dense", "hybrid"):
+        began = time.perf_counter()
+        options: dict[str, Any] = {"retrieval": mode}
+        if embedder is not None:
+            options["embedder"] = embedder
+        with RAG(kb, **options) as rag:
+            report = evaluate_retrieval(rag, queries, qrels)
+        out[mode] = round(report.metrics["ndcg@10"], 4)
+        print(
+            f"  {mode}: nDCG@10 {out[mode]:.4f} ({time.perf_counter() - began:.0f} s, "
+            f"load {load()})",
+            file=sys.stderr,
+            flush=True,
+        )
+    return out
+
+
+def copy_kb(src: Path, dst: Path) -> None:
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".lock"))
+
+
+def run_embedder(
+    args: argparse.Namespace, name: str, pairs: Any, synthetic: str | None, seed: int
+) -> dict[str, Any]:
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / f"model-{name}"
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        negatives=args.negatives,
+        loss=args.loss,
+        seed=seed,
+    )
+    began = time.perf_counter()
+    with RAG(args.kb) as rag:
+        report = finetune_embedder(
+            out,
+            pairs=pairs,
+            kb=rag,
+            synthetic=synthetic,  # type: ignore[arg-type]
+            config=config,
+            max_chunks=args.max_chunks,
+            progress=progress_printer(),
+        )
+    finetune_seconds = time.perf_counter() - began
+    print(report, file=sys.stderr, flush=True)
+    result: dict[str, Any] = {
+        "name": name,
+        "report": report.to_dict(),
+        "finetune_seconds": round(finetune_seconds, 1),
+        "load_after_finetune": load(),
+    }
+    if args.score:
+        kb_copy = work / f"kb-{name}"
+        began = time.perf_counter()
+        copy_kb(Path(args.kb), kb_copy)
+        with RAG(kb_copy) as rag:
+            result["reembed"] = rag.reembed(
+                SentenceTransformerEmbedder(out), progress=progress_printer()
+            )
+        result["reembed_seconds"] = round(time.perf_counter() - began, 1)
+        result["test"] = score(kb_copy, BeirDataset(args.data))
+        result["load_after_score"] = load()
+        if not args.keep:
+            shutil.rmtree(kb_copy)
+    result["wall_seconds"] = round(time.perf_counter() - began + finetune_seconds, 1)
+    return result
+
+
+def cmd_supervised(args: argparse.Namespace) -> dict[str, Any]:
+    data = BeirDataset(args.data)
+    with RAG(args.kb) as rag:
+        pairs = supervised_pairs(rag, data)
+    path = Path(args.work) / "scifact-train-pairs.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_pairs(pairs, path)
+    print(f"{len(pairs)} pairs from qrels/train.tsv -> {path}", file=sys.stderr)
+    return run_embedder(args, "supervised", str(path), None, args.seed)
+
+
+def cmd_synthetic(args: argparse.Namespace) -> dict[str, Any]:
+    runs = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        runs.append(run_embedder(args, f"{args.method}-seed{seed}", None, args.method, seed))
+    out: dict[str, Any] = {"runs": runs}
+    gains = [r["test"]["hybrid"] - args.base_hybrid for r in runs if "test" in r]
+    if gains:
+        out["hybrid_gain_mean"] = float(np.mean(gains))
+        out["hybrid_gain_std"] = float(np.std(gains, ddof=1)) if len(gains) > 1 else 0.0
+    return out
+
+
+def heldout_ndcg(task: Any, embedder: Any) -> float:
+    """nDCG@10 of ``embedder`` on a HeldOut task (binary relevance), from vectors."""
+    from ragkit.eval.metrics import ndcg_at_k
+
+    ids = list(task.corpus)
+    docs = embedder.embed_documents([task.corpus[i] for i in ids])
+    total = 0.0
+    for qid, query in task.queries.items():
+        scores = docs @ embedder.embed_query(query)
+        top = np.argsort(-scores)[:10]
+        run = {ids[i]: float(scores[i]) for i in top}
+        total += ndcg_at_k(dict.fromkeys(task.relevant[qid], 1), run, 10)
+    return total / len(task.queries)
+
+
+def cmd_adapter(args: argparse.Namespace) -> dict[str, Any]:
+    """The fast mode on the supervised pairs: weights chosen on a held-out split of the
+    training pairs, then refit on all of them and scored on test (no re-embedding)."""
+    from ragkit.training.adapter import AdaptedEmbedder, train_query_adapter
+    from ragkit.training.evaluate import HeldOut, split_by_document
+    from ragkit.training.negatives import corpus_of, mine_negatives
+
+    data = BeirDataset(args.data)
+    began = time.perf_counter()
+    with RAG(args.kb) as rag:
+        pairs = supervised_pairs(rag, data)
+        corpus = corpus_of(kb_chunks(rag))
+        pairs = mine_negatives(pairs, corpus, rag.embedder)
+        train, held = split_by_document(pairs, fraction=0.1, seed=args.seed)
+        groups = {p.group for p in held}
+        task = HeldOut.build(held, distractors=[t for t, d in corpus if d not in groups])
+        prepared = time.perf_counter() - began
+        choices = {}
+        base = heldout_ndcg(task, rag.embedder)
+        for weight in (0.01, 0.1, 1.0):
+            fit = time.perf_counter()
+            adapter = train_query_adapter(train, rag.embedder, identity_weight=weight)
+            seconds = time.perf_counter() - fit
+            choices[weight] = heldout_ndcg(task, AdaptedEmbedder(rag.embedder, adapter))
+            print(
+                f"  identity_weight {weight}: held-out nDCG@10 {choices[weight]:.4f} "
+                f"(base {base:.4f}), fit {seconds:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        best = max(choices, key=lambda w: choices[w])
+        fit = time.perf_counter()
+        adapter = train_query_adapter(pairs, rag.embedder, identity_weight=best)
+        fit_seconds = time.perf_counter() - fit
+        inner = rag.embedder
+        result: dict[str, Any] = {
+            "pairs": len(pairs),
+            "prepare_seconds": round(prepared, 1),
+            "heldout_base": base,
+            "heldout_by_identity_weight": choices,
+            "identity_weight": best,
+            "fit_seconds": round(fit_seconds, 2),
+            "load_after_fit": load(),
+        }
+    if best is not None and choices[best] > base:
+        embedder = AdaptedEmbedder(SentenceTransformerEmbedder(), adapter)
+        result["test"] = score(args.kb, data, embedder=embedder)
+    else:
+        result["test"] = "not promoted: the adapter did not beat the base on held-out"
+    del inner
+    return result
+
+
+def by_article(questions: list[Any], articles: range) -> list[Any]:
+    """The questions of these articles, numbered from 0 in file order."""
+    titles = list(dict.fromkeys(q.title for q in questions))
+    keep = {titles[i] for i in articles if i < len(titles)}
+    return [q for q in questions if q.title in keep]
+
+
+def cmd_squad(args: argparse.Namespace) -> dict[str, Any]:
+    """A cross-encoder trained on the questions of articles 00-11 (gold paragraph as the
+    positive, hard negatives from the kb), scored on a sample of articles 12-23 with
+    the extractive default (k=5; the reranker orders the 5 retrieved chunks)."""
+    import random
+
+    from ragkit.eval import SquadDataset, evaluate_answers
+    from ragkit.reranking import CrossEncoderReranker
+    from ragkit.training.pipeline import finetune_reranker
+
+    data = SquadDataset(args.squad)
+    questions = data.questions()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    kb = work / "kb"
+    began = time.perf_counter()
+    with RAG(kb) as rag:
+        rag.add(data.documents())
+        train_q = by_article(questions, range(12))
+        random.Random(args.seed).shuffle(train_q)
+        train_q = train_q[: args.max_pairs]
+        by_doc: dict[str, list[Any]] = defaultdict(list)
+        for chunk in kb_chunks(rag):
+            by_doc[chunk.document_id].append(chunk)
+        vectors = embed_queries(rag.embedder, [q.question for q in train_q])
+        pairs = []
+        for q, vector in zip(train_q, vectors, strict=True):
+            chunks = by_doc.get(q.document_id)
+            if not chunks:
+                continue
+            scores = rag.embedder.embed_documents([c.text for c in chunks]) @ vector
+            pairs.append(Pair(q.question, chunks[int(np.argmax(scores))].text, (), q.document_id))
+        index_seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        report = finetune_reranker(
+            work / "reranker",
+            pairs=pairs,
+            kb=rag,
+            config=TrainConfig(
+                epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                negatives=args.negatives, seed=args.seed,
+            ),
+            progress=progress_printer(),
+        )  # fmt: skip
+        train_seconds = time.perf_counter() - began
+    print(report, file=sys.stderr, flush=True)
+    result: dict[str, Any] = {
+        "pairs": len(pairs),
+        "index_seconds": round(index_seconds, 1),
+        "finetune_seconds": round(train_seconds, 1),
+        "report": report.to_dict(),
+        "load_after_finetune": load(),
+    }
+    held = by_article(questions, range(12, 24))
+    runs = {"base": None}
+    if report.promoted:
+        runs["reranker"] = CrossEncoderReranker(work / "reranker")
+    for name, reranker in runs.items():
+        began = time.perf_counter()
+        with RAG(kb, reranker=reranker, fetch_k=args.k) as rag:
+            answers = evaluate_answers(rag, held, k=args.k, sample=args.sample, seed=0)
+        result[name] = {**answers.metrics(), "seconds": round(time.perf_counter() - began, 1)}
+        print(f"  {name}: {answers.metrics()} (load {load()})", file=sys.stderr, flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("supervised", "synthetic", "adapter"):
+        p = sub.add_parser(name)
+        p.add_argument("--data", required=True)
+        p.add_argument("--kb", required=True, help="the base kb (built by ragkit eval beir)")
+        p.add_argument("--work", required=True)
+        p.add_argument("--epochs", type=int, default=3)
+        p.add_argument("--batch-size", type=int, default=32)
+        p.add_argument("--lr", type=float, default=3e-5)
+        p.add_argument("--negatives", type=int, default=1)
+        p.add_argument("--loss", default="mnrl", choices=("mnrl", "gist"))
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--max-chunks", type=int)
+        p.add_argument("--no-score", dest="score", action="store_false")
+        p.add_argument("--keep", action="store_true", help="keep the re-embedded kb copies")
+        p.add_argument("--output")
+        if name == "synthetic":
+            p.add_argument("--seeds", default="0,1,2")
+            p.add_argument("--method", default="cloze", choices=("cloze", "llm"))
+            p.add_argument("--base-hybrid", type=float, default=0.7387)
+    squad = sub.add_parser("squad")
+    squad.add_argument("--squad", required=True)
+    squad.add_argument("--work", required=True)
+    squad.add_argument("--epochs", type=int, default=1)
+    squad.add_argument("--batch-size", type=int, default=32)
+    squad.add_argument("--lr", type=float, default=5e-5)
+    squad.add_argument("--negatives", type=int, default=3)
+    squad.add_argument("--max-pairs", type=int, default=600)
+    squad.add_argument("--sample", type=int, default=300)
+    squad.add_argument("--k", type=int, default=5)
+    squad.add_argument("--seed", type=int, default=0)
+    squad.add_argument("--output")
+    args = parser.parse_args(argv)
+    began = time.perf_counter()
+    if args.command == "supervised":
+        result = cmd_supervised(args)
+    elif args.command == "synthetic":
+        result = cmd_synthetic(args)
+    elif args.command == "squad":
+        result = cmd_squad(args)
+    else:
+        result = cmd_adapter(args)
+    result["total_seconds"] = round(time.perf_counter() - began, 1)
+    result["load"] = load()
+    result["cpus"] = os.cpu_count()
+    output = Path(args.output or RESULTS / f"finetune-{args.command}.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, default=str)[:2000])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
