@@ -116,6 +116,7 @@ def _prepare(
     rules: NegativeRules,
     eval_pairs: Sequence[Pair] | None,
     heldout_fraction: float,
+    pool: int,
     seed: int,
     mine: bool,
     progress: Progress | None,
@@ -132,7 +133,7 @@ def _prepare(
         train, heldout = mined[: len(train)], mined[len(train) :]
     held_groups = {p.group for p in heldout}
     distractors = [text for text, doc in corpus if doc not in held_groups]
-    task = HeldOut.build(heldout, distractors=distractors, seed=seed)
+    task = HeldOut.build(heldout, distractors=distractors, pool=pool, seed=seed)
     return train, heldout, task, corpus
 
 
@@ -158,6 +159,7 @@ def finetune_embedder(
     rules: NegativeRules | None = None,
     eval_pairs: Sequence[Pair] | None = None,
     heldout_fraction: float = 0.1,
+    heldout_pool: int = 1000,
     max_chunks: int | None = None,
     min_gain: float = 0.0,
     progress: Progress | None = None,
@@ -177,6 +179,9 @@ def finetune_embedder(
         rules: hard-negative rules (:class:`~ragkit.training.negatives.NegativeRules`).
         eval_pairs: a held-out set of your own instead of the split by document.
         heldout_fraction: share of the pairs held out (by document).
+        heldout_pool: passages the held-out queries are searched among (their
+            positives and negatives, then distractors from the rest of the kb); every
+            epoch embeds them once with the model being trained.
         max_chunks: synthetic pairs from at most this many chunks (sampled).
         min_gain: how much the held-out nDCG@10 must rise for the model to be promoted.
         progress: called with ``(step, done, total)``.
@@ -200,7 +205,7 @@ def finetune_embedder(
     train, heldout, task, _corpus = _prepare(
         all_pairs, kb=kb, base_embedder=_mining_embedder(kb, base_id, base_ref),
         rules=rules, eval_pairs=eval_pairs, heldout_fraction=heldout_fraction,
-        seed=config.seed, mine=config.negatives > 0, progress=progress,
+        pool=heldout_pool, seed=config.seed, mine=config.negatives > 0, progress=progress,
     )  # fmt: skip
     times["negatives"] = time.perf_counter() - began
 
@@ -272,6 +277,7 @@ def finetune_reranker(
     rules: NegativeRules | None = None,
     eval_pairs: Sequence[Pair] | None = None,
     heldout_fraction: float = 0.1,
+    heldout_pool: int = 1000,
     max_chunks: int | None = None,
     min_gain: float = 0.0,
     depth: int = 20,
@@ -304,8 +310,8 @@ def finetune_reranker(
     first_stage = _mining_embedder(kb, emb_id, emb_ref)
     train, heldout, task, _corpus = _prepare(
         all_pairs, kb=kb, base_embedder=first_stage, rules=rules,
-        eval_pairs=eval_pairs, heldout_fraction=heldout_fraction, seed=config.seed,
-        mine=True, progress=progress,
+        eval_pairs=eval_pairs, heldout_fraction=heldout_fraction, pool=heldout_pool,
+        seed=config.seed, mine=True, progress=progress,
     )  # fmt: skip
     times["negatives"] = time.perf_counter() - began
 
