@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from ragkit import RAG
+from ragkit.embeddings import CachedEmbedder
+from ragkit.embeddings._encoder import PrefixedEncoder
 from ragkit.errors import ConfigurationError, EmbedderMismatchError
 from ragkit.testing import FakeEmbedder
 from ragkit.training.adapter import AdaptedEmbedder, QueryAdapter, train_query_adapter
@@ -16,6 +18,7 @@ from ragkit.training.evaluate import HeldOut, split_by_document
 from ragkit.training.negatives import (
     Candidate,
     NegativeRules,
+    embed_queries,
     mine_negatives,
     select_negatives,
 )
@@ -339,3 +342,45 @@ def test_query_adapter_moves_queries_only_and_keeps_the_model_id(rag: RAG) -> No
     assert np.array_equal(QueryAdapter.load(path).weight, adapter.weight)
     with pytest.raises(ConfigurationError, match="trained for"):
         AdaptedEmbedder(OtherEmbedder(), adapter)
+
+
+class PrefixedFake(PrefixedEncoder):
+    """A model embedder in shape: query prefix, one _encode for a list of texts."""
+
+    query_prefix = "query: "
+    document_prefix = ""
+
+    def __init__(self) -> None:
+        self.fake = FakeEmbedder()
+        self.calls = 0
+
+    @property
+    def model_id(self) -> str:
+        return "prefixed-fake"
+
+    @property
+    def dimension(self) -> int:
+        return self.fake.dimension
+
+    def _encode(self, texts: list[str]) -> np.ndarray:  # type: ignore[type-arg]
+        self.calls += 1
+        return self.fake.embed_documents(texts)
+
+
+def test_queries_are_embedded_in_batches_with_the_query_prefix(tmp_path: Path) -> None:
+    model = PrefixedFake()
+    queries = [f"question {i} about lava" for i in range(300)]
+    one_by_one = np.vstack([model.embed_query(q) for q in queries])
+    model.calls = 0
+    cached = CachedEmbedder(model, tmp_path / "cache.sqlite")
+    batched = embed_queries(cached, queries)
+    assert model.calls == 2  # 256 + 44, through the cache wrapper
+    assert np.allclose(batched, one_by_one, atol=1e-6)
+    # a wrapper that changes queries is called as it is
+    adapter = QueryAdapter(np.eye(model.dimension, dtype=np.float32)[::-1].copy(), "prefixed-fake")
+    adapted = AdaptedEmbedder(model, adapter)
+    assert np.allclose(
+        embed_queries(adapted, queries[:3]),
+        [adapted.embed_query(q) for q in queries[:3]],
+        atol=1e-6,
+    )
