@@ -77,6 +77,21 @@ def test_term_condenser_puts_recent_turns_first_and_decays_old_ones() -> None:
     assert TermCondenser(max_terms=1, min_weight=0.0).terms("How old?", history) == ["Kent"]
 
 
+def test_a_question_that_names_its_subject_is_searched_as_it_is() -> None:
+    history = [_user("Who founded the Zenith Guild?")]
+    condenser = TermCondenser()
+    # no pronoun, enough words of its own: the user changed the subject
+    assert condenser.condense("Where is Acme Corporation based?", history) == (
+        "Where is Acme Corporation based?"
+    )
+    # a pronoun, a demonstrative or a very short question points back
+    assert condenser.condense("Where is it based?", history).endswith("Zenith Guild")
+    assert condenser.condense("Where was this?", history).endswith("Zenith Guild")
+    assert condenser.condense("And in 2010?", history).endswith("Zenith Guild")
+    always = TermCondenser(require_reference=False)
+    assert always.condense("Where is Acme Corporation based?", history).endswith("Zenith Guild")
+
+
 def test_a_word_keeps_its_heaviest_weight() -> None:
     history = [_user("Tell me about Kent"), _assistant("Kent is a county."), _user("And Kent?")]
     terms = TermCondenser(min_weight=0.0).terms("How big is it?", history)

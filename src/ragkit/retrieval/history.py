@@ -118,6 +118,34 @@ _NOT_TOPICS = frozenset(
         "know",
     ]
 )
+# Words that point back at something named earlier. A question without one (and with
+# enough words of its own) is searched as it is: carrying the words of a conversation
+# on another subject costs more than it brings.
+_REFERENCES = frozenset(
+    [
+        "it",
+        "its",
+        "itself",
+        "they",
+        "them",
+        "their",
+        "theirs",
+        "themselves",
+        "he",
+        "him",
+        "his",
+        "himself",
+        "she",
+        "her",
+        "hers",
+        "herself",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+    ]
+)
 _LABEL = re.compile(r"^\s*(?:standalone question|question|rewritten question)\s*:\s*", re.I)
 
 
@@ -197,8 +225,9 @@ class TermCondenser:
     (the last question and the answer to it are age 1), times ``answer_weight`` for the
     assistant's messages. Words already in the question are skipped; the ``max_terms``
     heaviest words (at least ``min_weight``; on ties, the earlier in their message) are
-    appended to the question. The settings were chosen on SQuAD chains of articles
-    00-11 (see ``docs/benchmarks/conversations.md``).
+    appended to the question. The defaults were chosen on SQuAD chains of articles
+    00-11 (see ``docs/benchmarks/conversations.md``): the assistant's words are left out
+    (``answer_weight=0``), as carrying them lowered the hit rate there.
 
     Example:
         >>> history = [{"role": "user", "content": "What is the no-store directive?"}]
@@ -210,15 +239,21 @@ class TermCondenser:
         decay: weight kept per turn back (1: all turns alike; 0: the last turn only).
         answer_weight: weight of the assistant's words relative to the user's.
         min_weight: carried words must weigh at least this.
+        require_reference: carry words only when the question points back (a pronoun
+            such as "it" or "their", a demonstrative such as "this" or "there") or has
+            at most ``short`` content words of its own ("And in 2010?").
+        short: see ``require_reference``.
     """
 
     def __init__(
         self,
         *,
-        max_terms: int = 8,
+        max_terms: int = 12,
         decay: float = 0.5,
-        answer_weight: float = 0.5,
+        answer_weight: float = 0.0,
         min_weight: float = 0.2,
+        require_reference: bool = True,
+        short: int = 2,
     ) -> None:
         if max_terms < 0:
             raise ConfigurationError(f"max_terms must be >= 0, got {max_terms}")
@@ -230,6 +265,14 @@ class TermCondenser:
         self.decay = decay
         self.answer_weight = answer_weight
         self.min_weight = min_weight
+        self.require_reference = require_reference
+        self.short = short
+
+    def refers_back(self, question: str) -> bool:
+        """Whether ``question`` needs the conversation: it has a pronoun or demonstrative,
+        or at most ``short`` content words."""
+        words = {word.lower() for word in _WORD.findall(question)}
+        return bool(words & _REFERENCES) or len(set(content_terms(question))) <= self.short
 
     def terms(self, question: str, history: History) -> list[str]:
         """The words carried from ``history``, heaviest first."""
@@ -259,7 +302,8 @@ class TermCondenser:
         return [surface[key] for key in ranked[: self.max_terms]]
 
     def condense(self, question: str, history: History) -> str:
-        terms = self.terms(question, history) if history else []
+        needed = not self.require_reference or self.refers_back(question)
+        terms = self.terms(question, history) if history and needed else []
         return f"{question} {' '.join(terms)}" if terms else question
 
 
