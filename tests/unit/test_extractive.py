@@ -62,8 +62,12 @@ def test_quotes_only_the_passage_of_the_best_sentence() -> None:
     )
     assert "[2]" not in gen.text
     assert "TimeoutException" not in gen.text
-    # the passage's sentences are quoted in reading order, not in score order
+    # the answering sentence comes first, the rest of the passage after it
     assert gen.text == (
+        "The default timeout of a client is five seconds. [1] Pools hold ten connections. [1]"
+    )
+    reading = ExtractiveGenerator(max_sentences=3, relative_cutoff=0.0, best_first=False)
+    assert reading.generate("What is the default timeout of a client?", contexts).text == (
         "Pools hold ten connections. [1] The default timeout of a client is five seconds. [1]"
     )
 
@@ -176,3 +180,95 @@ def test_chunk_starting_inside_a_code_block_is_recognised() -> None:
     assert spans == [(0, text.index("```") + 3)]
     gen = ExtractiveGenerator(relative_cutoff=0.0).generate("default timeout", [_hit(1, text)])
     assert gen.text == "The default is 5 seconds. [1]"
+
+
+# -- concise answers -------------------------------------------------------------------
+
+_LIBRARY = [
+    _hit(
+        1,
+        "The city library was built of red brick. It has three floors and a garden. "
+        "The library opens at nine on Sundays. Its reading room seats two hundred. "
+        "The library lends books, maps and city records to residents.",
+    )
+]
+
+
+def test_best_first_puts_the_answering_sentence_first() -> None:
+    question = "When does the library open on Sundays?"
+    options = {"relative_cutoff": 0.0, "typed_extras": False}
+    reading = ExtractiveGenerator(best_first=False, **options).generate(question, _LIBRARY)
+    first = ExtractiveGenerator(best_first=True, **options).generate(question, _LIBRARY)
+    assert not reading.text.startswith("The library opens at nine on Sundays.")
+    assert first.text.startswith("The library opens at nine on Sundays. [1]")
+
+    # the same sentences, only the order differs
+    def sentences(text: str) -> set[str]:
+        return {s.strip() for s in text.split("[1]") if s.strip()}
+
+    assert sentences(first.text) == sentences(reading.text)
+
+
+def test_max_words_caps_the_answer_but_keeps_the_best_sentence() -> None:
+    question = "When does the library open on Sundays?"
+    capped = ExtractiveGenerator(relative_cutoff=0.0, typed_extras=False, max_words=12)
+    text = capped.generate(question, _LIBRARY).text
+    quoted = [s.strip() for s in text.split("[1]") if s.strip()]
+    assert quoted[0] == "The library opens at nine on Sundays."
+    assert sum(len(s.split()) for s in quoted) <= 12
+    # a best sentence longer than the cap is quoted whole, alone
+    alone = ExtractiveGenerator(relative_cutoff=0.0, best_first=True, max_words=3)
+    assert alone.generate(question, _LIBRARY).text == "The library opens at nine on Sundays. [1]"
+
+
+def test_min_new_terms_drops_sentences_that_add_nothing() -> None:
+    question = "When does the library open on Sundays?"
+    contexts = [
+        _hit(1, "The library opens at nine on Sundays. On Sundays the library opens at nine."),
+        _hit(2, "The library opens at nine on Sundays. Sunday visitors park for free nearby."),
+    ]
+    options = {"relative_cutoff": 0.0, "typed_extras": False}
+    lenient = ExtractiveGenerator(min_new_terms=0, **options).generate(question, contexts)
+    assert lenient.text.count("opens at nine") == 2
+    strict = ExtractiveGenerator(min_new_terms=2, **options).generate(question, contexts)
+    assert strict.text.count("opens at nine") == 1
+    assert "Sunday visitors park for free nearby. [2]" in strict.text
+
+
+def test_typed_extras_keep_only_sentences_that_could_answer() -> None:
+    contexts = [
+        _hit(
+            1,
+            "The bridge opened to traffic in 1937. The bridge is painted orange. "
+            "Its towers were raised in 1933.",
+        )
+    ]
+    question = "When did the bridge open?"
+    loose = ExtractiveGenerator(relative_cutoff=0.0, typed_extras=False).generate(
+        question, contexts
+    )
+    assert "painted orange" in loose.text
+    typed = ExtractiveGenerator(relative_cutoff=0.0)  # typed_extras is the default
+    text = typed.generate(question, contexts).text
+    assert text == "The bridge opened to traffic in 1937. [1] Its towers were raised in 1933. [1]"
+    # a question of no recognised kind keeps its extras
+    other = typed.generate("Why is the bridge painted?", contexts).text
+    assert "painted orange" in other
+
+
+def test_follow_on_adds_the_next_sentence_about_the_same_subject() -> None:
+    contexts = [
+        _hit(
+            1,
+            "Nikola Tesla moved to New York to work for Edison. He was paid eighteen dollars "
+            "a week. Edison's company made dynamos.",
+        )
+    ]
+    question = "Why did Nikola Tesla move to New York?"
+    without = ExtractiveGenerator(relative_cutoff=0.5, follow_on=False).generate(question, contexts)
+    assert without.text == "Nikola Tesla moved to New York to work for Edison. [1]"
+    with_next = ExtractiveGenerator(relative_cutoff=0.5).generate(question, contexts)
+    assert with_next.text == (
+        "Nikola Tesla moved to New York to work for Edison. [1] "
+        "He was paid eighteen dollars a week. [1]"
+    )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ragkit.analysis import code_spans, content_terms, prose_ratio, split_sentences
+from ragkit.analysis import STOPWORDS, code_spans, content_terms, prose_ratio, split_sentences
 from ragkit.generation.prompt import REFUSAL
 from ragkit.protocols import Embedder
 from ragkit.types import Generation, ScoredChunk
@@ -18,6 +18,79 @@ from ragkit.types import Generation, ScoredChunk
 __all__ = ["ExtractiveGenerator"]
 
 _SPACE = re.compile(r"\s+")
+
+# What kind of answer a question asks for, and the tokens that can be one: a sentence
+# holding such a token that the question does not already have is likelier to answer.
+_NUMBER_WORDS = (
+    "one two three four five six seven eight nine ten eleven twelve twenty thirty forty "
+    "fifty hundred hundreds thousand thousands million millions billion billions dozen"
+)
+_MONTHS = "January February March April May June July August September October November December"
+_UNITS = (
+    "seconds? minutes? hours? days? nights? weeks? months? years? decades? century centuries "
+    "times? once twice"
+)
+_TOKENS = {
+    "time": re.compile(
+        r"\b\d{2,4}s?\b|\b\d+(?:st|nd|rd|th)\b"
+        rf"|\b(?:{_MONTHS.replace(' ', '|')}|{_UNITS.replace(' ', '|')})\b",
+        re.IGNORECASE,
+    ),
+    "number": re.compile(
+        rf"\b\d[\d,.]*%?|\b(?:{_NUMBER_WORDS.replace(' ', '|')}|{_UNITS.replace(' ', '|')})\b",
+        re.IGNORECASE,
+    ),
+    "name": re.compile(r"\b[A-Z][\w'-]*[a-z][\w'-]*"),
+}
+_QUESTION_TYPES = (
+    (
+        "time",
+        re.compile(
+            r"\bwhen (?:did|was|were|is|are|does|do|had|has|have|will|would|could|can)\b"
+            r"|\b(?:what|which|in what) (?:year|century|decade|date|month|day)\b",
+            re.I,
+        ),
+    ),
+    (
+        "number",
+        re.compile(
+            r"\bhow (?:many|much|long|old|far|big|large|high|tall|often|fast)\b"
+            r"|\bwhat (?:percentage|percent|proportion|fraction|number|amount)\b",
+            re.I,
+        ),
+    ),
+    (
+        "name",
+        re.compile(
+            r"\bwho(?:m|se)?\b|\bwhere\b|\b(?:what|which) (?:city|country|state|team|company)\b",
+            re.I,
+        ),
+    ),
+)
+
+
+# First words of a sentence that goes on about the subject of the sentence before it.
+_CONTINUATIONS = frozenset(
+    ["he", "she", "it", "they", "his", "her", "its", "their", "this", "these", "there"]
+)
+
+
+def _answer_tokens(question: str) -> re.Pattern[str] | None:
+    """The pattern of tokens that could answer ``question`` (years for "when", numbers
+    for "how many", names for "who"), or None when its kind is not recognised."""
+    for kind, pattern in _QUESTION_TYPES:
+        if pattern.search(question):
+            return _TOKENS[kind]
+    return None
+
+
+def _has_new_answer_token(sentence: str, question: str, tokens: re.Pattern[str]) -> bool:
+    asked = {m.group().lower() for m in tokens.finditer(question)}
+    asked |= {w.lower() for w in re.findall(r"[\w'-]+", question)}
+    return any(
+        m.group().lower() not in asked and m.group().lower() not in STOPWORDS
+        for m in tokens.finditer(sentence)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +128,13 @@ class ExtractiveGenerator:
     is copied from a source and carries its ``[n]``. Sentences are scored by how much
     of the question's (idf-weighted) vocabulary they contain, by embedding similarity to
     the question when an embedder is given, and by the retrieval score of their passage.
-    The best sentence picks the passage; the answer quotes that sentence and the next
-    best ones *of the same passage* (and a few of the same document's other passages),
-    in reading order, so that every citation points at the source that answered
-    (sentences from other documents, often a neighbouring paragraph that does not hold
-    the answer, halved citation precision on SQuAD).
+    The best sentence picks the passage; the answer quotes that sentence first, then
+    the next best ones *of the same passage* (and a few of the same document's other
+    passages) that add to it, in reading order, so that every citation points at the
+    source that answered (sentences from other documents, often a neighbouring paragraph
+    that does not hold the answer, halved citation precision on SQuAD). A further
+    sentence adds to the answer when it holds the kind of answer the question asks for
+    (a time, a number, a name; for questions of those kinds) and a word not quoted yet.
 
     The answer is the refusal when no sentence shares a content word with the question
     and none is semantically close, or, with ``min_margin``, when the best sentence of
@@ -84,6 +159,17 @@ class ExtractiveGenerator:
             score relative to the best passage (0 ignores the retrieval order).
         min_margin: refuse when the best sentence from another document scores within
             this of the best sentence (0 never refuses on it).
+        best_first: quote the best sentence first (the others in reading order; table
+            rows keep their order); False quotes everything in reading order.
+        typed_extras: for a question asking for a time ("when did", "what year"), a
+            number ("how many") or a name ("who", "where"), quote a further sentence
+            only when it holds such a token that the question does not.
+        min_new_terms: a further sentence must add this many content words the quoted
+            sentences lack (1 drops restatements and overlapping chunks' repeats).
+        follow_on: also quote the sentence right after the best one when it goes on
+            about the same subject ("He ...", "It ...").
+        max_words: quote at most this many words (the best sentence always, whole);
+            None: no cap. Caps cost answers on SQuAD (``docs/benchmarks/squad.md``).
     """
 
     extractive = True
@@ -98,7 +184,17 @@ class ExtractiveGenerator:
         min_semantic: float = 0.5,
         retrieval_weight: float = 0.1,
         min_margin: float = 0.0,
+        best_first: bool = True,
+        typed_extras: bool = True,
+        min_new_terms: int = 1,
+        follow_on: bool = True,
+        max_words: int | None = None,
     ) -> None:
+        self.follow_on = follow_on
+        self.typed_extras = typed_extras
+        self.max_words = max_words
+        self.min_new_terms = min_new_terms
+        self.best_first = best_first
         self.embedder = embedder
         self.max_sentences = max_sentences
         self.same_document = same_document
@@ -143,6 +239,48 @@ class ExtractiveGenerator:
             out.append(_Candidate(n, s, e, sentence, lexical, sem, relevance, score))
         return out
 
+    @staticmethod
+    def _follow_on(
+        best: _Candidate, candidates: list[_Candidate], chosen: list[_Candidate]
+    ) -> list[_Candidate]:
+        """The sentence right after the best one when it goes on about the same subject
+        ("He ...", "It ..."): it often holds the answer the best sentence leads up to."""
+        after = [c for c in candidates if c.context == best.context and c.start >= best.end]
+        if not after:
+            return []
+        nxt = min(after, key=lambda c: c.start)
+        first = nxt.text.split(" ", 1)[0].lower()
+        if first in _CONTINUATIONS and all(c.text != nxt.text for c in chosen):
+            return [nxt]
+        return []
+
+    def _concise(
+        self, question: str, best: _Candidate, ranked: list[_Candidate]
+    ) -> list[_Candidate]:
+        """The best sentence, then (best scored first) those that add something to it:
+        for a question asking for a time, a number or a name (with ``typed_extras``), a
+        token of that kind the question does not hold; and at least ``min_new_terms``
+        content words not yet quoted; all within ``max_words``."""
+        known = set(content_terms(best.text))
+        words = len(best.text.split())
+        kept = [best]
+        tokens = _answer_tokens(question) if self.typed_extras else None
+        for candidate in ranked:
+            if candidate is best:
+                continue
+            if tokens is not None and not _has_new_answer_token(candidate.text, question, tokens):
+                continue  # the question asks for a year, a number or a name: this has none
+            terms = set(content_terms(candidate.text))
+            if len(terms - known) < self.min_new_terms:
+                continue  # a restatement, or the same sentence of an overlapping chunk
+            length = len(candidate.text.split())
+            if self.max_words is not None and words + length > self.max_words:
+                continue
+            kept.append(candidate)
+            known |= terms
+            words += length
+        return kept
+
     def _refusal(self, contexts: tuple[ScoredChunk, ...]) -> Generation:
         return Generation(
             text=REFUSAL, contexts=contexts, model="extractive", extractive=True, refused=True
@@ -181,7 +319,14 @@ class ExtractiveGenerator:
             and c.text not in quoted  # overlapping chunks repeat sentences
         ]
         chosen += others[: self.same_document]
-        chosen.sort(key=lambda c: (c.context, c.start))
+        if self.follow_on:
+            chosen += self._follow_on(best, candidates, chosen)
+        chosen = self._concise(question, best, sorted(chosen, key=lambda c: -c.score))
+        if self.best_first and " | " not in best.text:  # a table's rows keep their order
+            rest = sorted((c for c in chosen if c is not best), key=lambda c: (c.context, c.start))
+            chosen = [best, *rest]
+        else:
+            chosen.sort(key=lambda c: (c.context, c.start))
         # A table row (loaders/tables.py: "Name: value | Name: value") stands on a line of
         # its own, so the answer's claims split per row as the passage's sentences do.
         rows = [" | " in c.text for c in chosen]
