@@ -5,7 +5,8 @@ embedded defaults: the bundled all-MiniLM-L6-v2, a Chroma store in the kb folder
 retrieval and extractive answers, so no API key and no network are needed. With
 ``--llm`` (``make demo-llm``) a local llama.cpp model writes the answers (the bundled
 SmolLM2-135M GGUF, a very small model: expect short, sometimes clumsy answers), streamed
-as they are generated; every claim is still checked against the passages.
+as they are generated; every claim is still checked against the passages. ``--lora DIR``
+(``make demo-llm LORA=DIR``) applies a LoRA adapter of ``ragkit finetune generator``.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ QUESTIONS = [
 ]
 
 
-def main(kb: Path, llm: bool = False) -> None:
+def main(kb: Path, llm: bool = False, lora: str | None = None) -> None:
     generator: Any = None
     if llm:
         from ragkit.generation.llamacpp import LlamaCppGenerator
 
-        generator = LlamaCppGenerator(max_tokens=96)
+        generator = LlamaCppGenerator(max_tokens=96, lora=lora)
     with RAG(kb, generator=generator) as rag:
         report = rag.add(HERE / "sample_docs")
         print(f"Indexed {HERE / 'sample_docs'} into {kb}:")
@@ -56,9 +57,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kb", nargs="?", help="knowledge-base folder (default: a temporary one)")
     parser.add_argument("--llm", action="store_true", help="answer with the local SmolLM2")
+    parser.add_argument("--lora", help="with --llm: a LoRA adapter (ragkit finetune generator)")
     args = parser.parse_args()
     if args.kb:
-        main(Path(args.kb), llm=args.llm)
+        main(Path(args.kb), llm=args.llm, lora=args.lora)
     else:
         with tempfile.TemporaryDirectory(prefix="ragkit-demo-") as tmp:
-            main(Path(tmp) / "kb", llm=args.llm)
+            main(Path(tmp) / "kb", llm=args.llm, lora=args.lora)

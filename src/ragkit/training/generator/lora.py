@@ -71,6 +71,11 @@ class LoraSettings:
         accumulation: forward passes per optimizer step.
         max_length: longest example in tokens; longer ones are skipped.
         seed: seed of the adapter init and the example order.
+        max_minutes: stop after the optimizer step that passes this many minutes of
+            training (0: no limit); for a shared or slow machine.
+        layers: adapt only the last this-many transformer blocks (0: all). The base is
+            frozen, so backpropagation stops at the first adapted block: adapting the
+            last third of the blocks roughly halves the cost of a step on CPU.
     """
 
     r: int = 16
@@ -84,6 +89,8 @@ class LoraSettings:
     accumulation: int = 8
     max_length: int = 1536
     seed: int = 0
+    max_minutes: float = 0.0
+    layers: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "targets": list(self.targets)}
@@ -148,7 +155,28 @@ def load_causal_lm(base: str | Path | None) -> tuple[Any, Any]:
         ) from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, model
+    return tokenizer, _dense(model, path)
+
+
+def _dense(model: Any, path: Path) -> Any:
+    """``model`` no longer marked as quantized, when its GGUF weights were unpacked into
+    plain float tensors (transformers does so on CPU without its GGUF matmul kernels),
+    so that the Trainer, which refuses to train quantized models, takes it."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is None:
+        return model
+    # the legacy loader (architectures not "supported" by the block-keeping path)
+    # always unpacks; the new one unpacks when dequantize is set or no kernel exists
+    unpacked = getattr(quantizer.quantization_config, "dequantize", False) or not getattr(
+        quantizer, "supported", True
+    )
+    if not unpacked:
+        raise ConfigurationError(
+            f"transformers kept {path}'s weights quantized (GGUF blocks), which cannot be "
+            "trained; uninstall the kernels package or pass a Hugging Face model folder"
+        )
+    quantizer.remove_quantization_config(model)
+    return model
 
 
 def check_targets(model: Any, targets: Sequence[str]) -> list[str]:
@@ -234,7 +262,12 @@ def train_lora(
     if not kept:
         raise ConfigurationError("no training examples (all missing or longer than max_length)")
 
+    blocks = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    if settings.layers < 0 or (settings.layers and blocks and settings.layers > blocks):
+        raise ConfigurationError(f"layers must be between 0 and {blocks}, got {settings.layers}")
+    only = list(range(blocks - settings.layers, blocks)) if settings.layers and blocks else None
     config = peft.LoraConfig(
+        layers_to_transform=only,
         r=settings.r,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
@@ -262,7 +295,7 @@ def train_lora(
             dataloader_num_workers=0,
             disable_tqdm=True,
         )
-        callback = _ProgressCallback(transformers, progress)
+        callback = _ProgressCallback(transformers, progress, settings.max_minutes)
         trainer = trl.SFTTrainer(
             model=model,
             args=args,
@@ -271,6 +304,8 @@ def train_lora(
             peft_config=config,
             callbacks=[callback],
         )
+        # the library does not print: losses go to the log (the CLI shows progress)
+        trainer.remove_callback(transformers.PrinterCallback)
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         began = time.perf_counter()
         trainer.train()
@@ -293,10 +328,28 @@ def train_lora(
 class _ProgressCallback:
     """A transformers TrainerCallback reporting steps to ``progress``."""
 
-    def __new__(cls, transformers: Any, progress: Progress | None) -> Any:
+    def __new__(cls, transformers: Any, progress: Progress | None, max_minutes: float) -> Any:
+        began = time.perf_counter()
+
         class Callback(transformers.TrainerCallback):  # type: ignore[misc]  # untyped base
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
                 if progress is not None:
                     progress("training", int(state.global_step), int(state.max_steps))
+                if max_minutes > 0 and time.perf_counter() - began > 60 * max_minutes:
+                    logger.warning(
+                        "training stopped after %d of %d steps: max_minutes=%g reached",
+                        state.global_step,
+                        state.max_steps,
+                        max_minutes,
+                    )
+                    control.should_training_stop = True
+
+            def on_log(
+                self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any
+            ) -> None:
+                if logs and "loss" in logs:
+                    logger.info(
+                        "step %d/%d: loss %.4f", state.global_step, state.max_steps, logs["loss"]
+                    )
 
         return Callback()

@@ -1,0 +1,244 @@
+"""Generator fine-tuning benchmark (issue 17): LoRA on SmolLM2-135M-Instruct, trained on
+SQuAD articles 00-11, scored on 12-23. Figures go to docs/benchmarks/finetune_generator.md.
+
+Steps (each runnable alone; ``--work`` holds their outputs):
+
+    SQUAD=../shared/bench/squad/dev-v1.1-articles-00-23.json
+    # the kb of all 1,048 paragraphs (built once by the eval command)
+    ragkit eval squad $SQUAD --kb /tmp/gen17/kb --sample 1
+    # 1. examples: train questions (articles 0-11), distractors retrieved from the
+    #    train articles only, prompts rendered by LlamaCppGenerator's builder
+    python bench/finetune_generator.py examples --squad $SQUAD --kb /tmp/gen17/kb \\
+        --work /tmp/gen17/run --max-questions 240
+    # 2. train: LoRA SFT (peft + trl), adapter + adapter.gguf + report in WORK/adapter
+    python bench/finetune_generator.py train --work /tmp/gen17/run
+    # 3. eval: base and adapted on the same held-out questions (articles 12-23),
+    #    k = 1 and 4, and with the answering paragraph removed (two processes can run
+    #    these side by side)
+    python bench/finetune_generator.py eval --squad $SQUAD --kb /tmp/gen17/kb \\
+        --work /tmp/gen17/run --label base --sample 60
+    python bench/finetune_generator.py eval --squad $SQUAD --kb /tmp/gen17/kb \\
+        --work /tmp/gen17/run --label lora --sample 60
+    # 4. report: the side-by-side table (Markdown)
+    python bench/finetune_generator.py report --work /tmp/gen17/run
+
+``ragkit eval squad $SQUAD --kb KB --llm --lora WORK/adapter --ks 1,4 --removed
+--articles 12-23 --sample 60`` runs step 3 for both models in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ragkit import RAG
+from ragkit.eval import SquadDataset, evaluate_answers
+from ragkit.eval.squad_removed import evaluate_removed
+from ragkit.generation import LlamaCppGenerator
+from ragkit.training.generator.examples import read_examples, squad_examples, write_examples
+from ragkit.training.generator.lora import LoraSettings
+from ragkit.training.generator.pipeline import finetune_generator
+
+TRAIN = range(12)
+TEST = range(12, 24)
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+def _titles(path: str, articles: range) -> list[str]:
+    documents, _questions = SquadDataset(path).read()
+    titles = list(dict.fromkeys(str(d.metadata.get("title")) for d in documents))
+    return [titles[i] for i in articles]
+
+
+def examples(args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    train_titles = _titles(args.squad, TRAIN)
+    gen = LlamaCppGenerator(n_threads=1)  # the builder of the generator that will serve
+    began = time.perf_counter()
+    with RAG(args.kb) as rag:
+
+        def retrieve(query: str, k: int | None = None, filters: Any = None) -> Any:
+            # distractors from the training articles only: no held-out passage is trained on
+            return rag.retrieve(query, k, {"title": {"$in": train_titles}})
+
+        made = squad_examples(
+            args.squad,
+            gen.builder,
+            retrieve=retrieve,
+            chunker=rag.chunker,
+            articles=TRAIN,
+            ks=(1, 4),
+            refusal=args.refusal,
+            max_questions=args.max_questions,
+            seed=args.seed,
+        )
+    gen.close()
+    n = write_examples(made, work / "examples.jsonl")
+    print(
+        f"{n} examples ({sum(e.refusal for e in made)} refusals) in "
+        f"{time.perf_counter() - began:.0f} s -> {work / 'examples.jsonl'}"
+    )
+
+
+def train(args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    made = read_examples(work / "examples.jsonl")
+    settings = LoraSettings(
+        r=args.rank,
+        alpha=2 * args.rank,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        accumulation=args.accumulation,
+        max_steps=args.steps,
+        max_minutes=args.max_minutes,
+        layers=args.layers,
+        seed=args.seed,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    report = finetune_generator(work / "adapter", examples=made, settings=settings, seed=args.seed)
+    print(report)
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    dataset = SquadDataset(args.squad)
+    _documents, questions = dataset.read()
+    test_titles = set(_titles(args.squad, TEST))
+    questions = [q for q in questions if q.title in test_titles]
+    lora = None if args.label == "base" else work / "adapter"
+    gen = LlamaCppGenerator(n_threads=args.threads, lora=lora)
+    runs: list[dict[str, Any]] = []
+    with RAG(args.kb, generator=gen) as rag:
+        for k in args.ks:
+            began, load = time.perf_counter(), _load()
+            report = evaluate_answers(rag, questions, k=k, sample=args.sample, seed=args.seed)
+            removed = evaluate_removed(rag, questions, k=k, sample=args.sample, seed=args.seed)
+            runs.append(
+                {
+                    "k": k,
+                    "metrics": report.metrics(),
+                    "latency_mean_ms": report.latency_mean_ms,
+                    "answers": report.to_dict(),
+                    "removed": removed.to_dict(),
+                    "seconds": time.perf_counter() - began,
+                    "load_average": [load, _load()],
+                }
+            )
+            print(args.label, k, report, f"removed: {removed.refusal_rate:.3f}", flush=True)
+    speed = decode_speed(gen, rag_path=args.kb, questions=[q.question for q in questions[:10]])
+    gen.close()
+    suffix = "" if list(args.ks) == [1, 4] else "-k" + "-".join(map(str, args.ks))
+    out = work / f"eval-{args.label}{suffix}.json"
+    out.write_text(json.dumps({"label": args.label, "runs": runs, "decode": speed}, indent=1))
+    print(f"-> {out}")
+
+
+def decode_speed(gen: LlamaCppGenerator, *, rag_path: str, questions: list[str]) -> dict[str, Any]:
+    """llama.cpp's own prefill and decode timings over a few answers (k = 4)."""
+    predicted_n = predicted_ms = prompt_n = prompt_ms = 0.0
+    with RAG(rag_path) as rag:
+        for question in questions:
+            hits = rag.retrieve(question, 4)
+            gen.guard.window = 0  # complete(): llama.cpp reports timings only unstopped
+            gen.generate(question, hits)
+            timings = gen.last_timings or {}
+            predicted_n += timings.get("predicted_n", 0.0)
+            predicted_ms += timings.get("predicted_ms", 0.0)
+            prompt_n += timings.get("prompt_n", 0.0)
+            prompt_ms += timings.get("prompt_ms", 0.0)
+    return {
+        "questions": len(questions),
+        "decode_tokens_per_s": 1000 * predicted_n / predicted_ms if predicted_ms else None,
+        "prefill_tokens_per_s": 1000 * prompt_n / prompt_ms if prompt_ms else None,
+        "load_average": _load(),
+    }
+
+
+def report(args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    results: dict[str, Any] = {}
+    for label in ("base", "lora"):
+        whole = work / f"eval-{label}.json"
+        parts = [whole] if whole.is_file() else sorted(work.glob(f"eval-{label}-k*.json"))
+        loaded = [json.loads(part.read_text()) for part in parts]
+        results[label] = {
+            "runs": sorted((r for d in loaded for r in d["runs"]), key=lambda r: r["k"]),
+            "decode": [d["decode"] for d in loaded],
+        }
+    rows = [
+        ("answer contains gold", lambda r: r["metrics"]["answer contains gold"]),
+        ("citation precision", lambda r: r["metrics"]["citation precision"]),
+        ("citations", lambda r: r["answers"]["citations"]),
+        (
+            "refused (answerable): false refusals",
+            lambda r: r["metrics"]["refusal rate (answerable)"],
+        ),
+        ("refused, answering paragraph removed", lambda r: r["removed"]["refusal_rate"]),
+        ("F1", lambda r: r["metrics"]["F1"]),
+        ("latency mean (ms)", lambda r: r["latency_mean_ms"]),
+    ]
+    head = [f"{label} k={run['k']}" for label in results for run in results[label]["runs"]]
+    print("| measure | " + " | ".join(head) + " |")
+    print("|---" * (len(head) + 1) + "|")
+    for name, get in rows:
+        cells = []
+        for label in results:
+            for run in results[label]["runs"]:
+                value = get(run)
+                cells.append(
+                    f"{value:.3f}" if isinstance(value, float) and value < 10 else f"{value:.0f}"
+                )
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    for label, data in results.items():
+        print(label, "decode", data["decode"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    steps = parser.add_subparsers(dest="step", required=True)
+    ex = steps.add_parser("examples")
+    ex.add_argument("--squad", required=True)
+    ex.add_argument("--kb", required=True)
+    ex.add_argument("--max-questions", type=int, default=240)
+    ex.add_argument("--refusal", type=float, default=0.3)
+    tr = steps.add_parser("train")
+    tr.add_argument("--rank", type=int, default=16)
+    tr.add_argument("--epochs", type=float, default=1.0)
+    tr.add_argument("--lr", type=float, default=4e-4)
+    tr.add_argument("--accumulation", type=int, default=8)
+    tr.add_argument("--steps", type=int, default=0, help="optimizer steps (0: --epochs)")
+    tr.add_argument("--max-minutes", type=float, default=0.0)
+    tr.add_argument("--layers", type=int, default=0, help="adapt the last N blocks only")
+    ev = steps.add_parser("eval")
+    ev.add_argument("--squad", required=True)
+    ev.add_argument("--kb", required=True)
+    ev.add_argument("--label", choices=("base", "lora"), required=True)
+    ev.add_argument("--sample", type=int, default=60)
+    ev.add_argument("--threads", type=int, default=1)
+    ev.add_argument(
+        "--ks",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[1, 4],
+        help="k values (a run split over processes writes eval-LABEL-kK.json)",
+    )
+    steps.add_parser("report")
+    for step in (ex, tr, ev, steps.choices["report"]):
+        step.add_argument("--work", required=True)
+        step.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    {"examples": examples, "train": train, "eval": evaluate, "report": report}[args.step](args)
+
+
+if __name__ == "__main__":
+    main()
