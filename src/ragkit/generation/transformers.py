@@ -161,7 +161,7 @@ class TransformersGenerator:
         if self.lora is not None:
             peft = require("peft", extra="train", purpose="TransformersGenerator(lora=...)")
             model = peft.PeftModel.from_pretrained(model, str(self.lora)).merge_and_unload()
-        model.eval()
+        model.train(False)  # inference mode (also for a model handed over from training)
         limit = int(getattr(model.config, "max_position_embeddings", 4096) or 4096)
         window = self._context_window or min(4096, limit)
         if window <= self.max_tokens:

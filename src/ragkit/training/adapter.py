@@ -57,7 +57,7 @@ class QueryAdapter:
 
     @classmethod
     def load(cls, path: str | Path) -> QueryAdapter:
-        with np.load(Path(path)) as data:
+        with np.load(Path(path), allow_pickle=False) as data:
             return cls(data["weight"].astype(np.float32), str(data["model_id"]))
 
 
