@@ -329,6 +329,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--answer-weight", type=float, default=None)
     parser.add_argument("--always-carry", action="store_true", help="require_reference=False")
     parser.add_argument("--show", type=int, default=0, help="print N example chains")
+    parser.add_argument(
+        "--llm",
+        action="store_true",
+        help="add a row for LLMCondenser with the bundled SmolLM2 (LlamaCppGenerator, 1 thread)",
+    )
     parser.add_argument("--output", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
 
@@ -360,7 +365,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.grid:
             grid(scorer, chains)
         condenser = TermCondenser(**options)
-        table = evaluate(scorer, chains, methods(condenser, chains))
+        named = methods(condenser, chains)
+        if args.llm:
+            from ragkit.generation import LlamaCppGenerator
+            from ragkit.retrieval.history import LLMCondenser
+
+            llm = LLMCondenser(LlamaCppGenerator(n_threads=1, max_tokens=48))
+            rewrites = {id(c): llm.condense(c.last, c.history) for c in chains}
+            for chain in chains[: args.show]:
+                print(" | LLM:", chain.last, "->", rewrites[id(chain)])
+            named["ragkit, LLMCondenser (SmolLM2-135M)"] = lambda c: rewrites[id(c)]
+        table = evaluate(scorer, chains, named)
     print(
         f"TermCondenser(max_terms={condenser.max_terms}, decay={condenser.decay}, "
         f"answer_weight={condenser.answer_weight}, min_weight={condenser.min_weight}, "

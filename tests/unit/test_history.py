@@ -162,6 +162,21 @@ def test_llm_condenser_falls_back_to_the_model_free_method(
     assert "TermCondenser" in caplog.text
 
 
+def test_llm_condenser_rejects_a_rewrite_that_answers_instead(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    history = [_user("What was the occupation of Joseph Priestley?")]
+    llm = FakeCompletion("Joseph Priestley was a British chemist.")
+    with caplog.at_level(logging.WARNING, logger="ragkit.retrieval.history"):
+        query = LLMCondenser(llm).condense("In what year did it recognize oxygen?", history)
+    assert query == "In what year did it recognize oxygen? occupation Joseph Priestley"
+    assert "keeps 0%" in caplog.text
+    good = FakeCompletion("In what year did Joseph Priestley recognize oxygen?")
+    assert LLMCondenser(good).condense("In what year did it recognize oxygen?", history) == (
+        "In what year did Joseph Priestley recognize oxygen?"
+    )
+
+
 def test_as_completion_prefers_complete_prompt_over_chat_complete() -> None:
     class ChatModel:
         def complete(self, messages: Sequence[object]) -> str:

@@ -258,6 +258,7 @@ def test_complete_prompt_sends_the_prompt_alone_and_condenses_follow_ups(
     (request,) = server.requests
     assert request.body["messages"] == [{"role": "user", "content": "Rewrite this."}]
     history = [{"role": "user", "content": "What is the no-store directive?"}]
-    assert LLMCondenser(gen).condense("Does it apply?", history) == DEFAULT_ANSWER
+    condenser = LLMCondenser(gen, min_overlap=0.0)  # the fake answers the same text to all
+    assert condenser.condense("Does it apply?", history) == DEFAULT_ANSWER
     prompt = server.requests[1].body["messages"][0]["content"]
     assert "User: What is the no-store directive?" in prompt

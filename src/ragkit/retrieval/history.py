@@ -329,6 +329,10 @@ class LLMCondenser:
         prompt: template with ``{history}`` and ``{question}``.
         max_turns: the last this many messages of the history go into the prompt.
         fallback: used when the LLM fails; default :class:`TermCondenser`.
+        min_overlap: a rewrite must keep at least this share of the follow-up's content
+            words, else it is taken for an answer or a digression and the fallback
+            condenses instead (SmolLM2-135M mostly answers the question it is asked to
+            rewrite: see ``docs/benchmarks/conversations.md``).
     """
 
     def __init__(
@@ -338,6 +342,7 @@ class LLMCondenser:
         prompt: str = CONDENSE_PROMPT,
         max_turns: int = 6,
         fallback: Condenser | None = None,
+        min_overlap: float = 0.5,
     ) -> None:
         from ragkit.retrieval.rewrite import as_completion
 
@@ -348,6 +353,7 @@ class LLMCondenser:
         self.complete = as_completion(llm)
         self.prompt = prompt
         self.max_turns = max_turns
+        self.min_overlap = min_overlap
         self.fallback: Condenser = fallback if fallback is not None else TermCondenser()
 
     def render(self, question: str, history: History) -> str:
@@ -376,6 +382,16 @@ class LLMCondenser:
         if not query:
             logger.warning(
                 "the LLM wrote no standalone question; using %s", type(self.fallback).__name__
+            )
+            return self.fallback.condense(question, history)
+        asked = set(content_terms(question))
+        kept = len(asked & set(content_terms(query))) / len(asked) if asked else 1.0
+        if kept < self.min_overlap:
+            logger.warning(
+                "the LLM's rewrite %r keeps %.0f%% of the question's words; using %s",
+                query,
+                100 * kept,
+                type(self.fallback).__name__,
             )
             return self.fallback.condense(question, history)
         logger.debug("condensed %r -> %r", question, query)
