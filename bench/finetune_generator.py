@@ -163,43 +163,52 @@ def decode_speed(gen: LlamaCppGenerator, *, rag_path: str, questions: list[str])
     }
 
 
+def _figures(run: dict[str, Any], ids: set[str]) -> dict[str, float]:
+    """The headline figures of one run, over the questions ``ids`` only (so a run on a
+    smaller seeded sample, a subset of a larger one, compares on the same questions)."""
+    rows = [q for q in run["answers"]["per_question"] if q["id"] in ids]
+    cited = sum(q["citations"] for q in rows)
+    removed = [r for r in run["removed"]["per_question"] if r[0] in ids and not r[2]]
+    return {
+        "questions": float(len(rows)),
+        "answer contains gold": sum(q["contains_gold"] for q in rows) / len(rows),
+        "citation precision": sum(q["correct_citations"] for q in rows) / cited if cited else 0.0,
+        "citations": float(cited),
+        "false refusals (answerable)": sum(q["refused"] for q in rows) / len(rows),
+        "refused, answering paragraph removed": (
+            sum(r[1] for r in removed) / len(removed) if removed else 0.0
+        ),
+        "removed: questions counted": float(len(removed)),
+        "F1": sum(q["f1"] for q in rows) / len(rows),
+        "latency mean (s)": sum(q["seconds"] for q in rows) / len(rows),
+    }
+
+
 def report(args: argparse.Namespace) -> None:
     work = Path(args.work)
-    results: dict[str, Any] = {}
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    decode: dict[str, list[Any]] = {}
     for label in ("base", "lora"):
-        whole = work / f"eval-{label}.json"
-        parts = [whole] if whole.is_file() else sorted(work.glob(f"eval-{label}-k*.json"))
-        loaded = [json.loads(part.read_text()) for part in parts]
-        results[label] = {
-            "runs": sorted((r for d in loaded for r in d["runs"]), key=lambda r: r["k"]),
-            "decode": [d["decode"] for d in loaded],
-        }
-    rows = [
-        ("answer contains gold", lambda r: r["metrics"]["answer contains gold"]),
-        ("citation precision", lambda r: r["metrics"]["citation precision"]),
-        ("citations", lambda r: r["answers"]["citations"]),
-        (
-            "refused (answerable): false refusals",
-            lambda r: r["metrics"]["refusal rate (answerable)"],
-        ),
-        ("refused, answering paragraph removed", lambda r: r["removed"]["refusal_rate"]),
-        ("F1", lambda r: r["metrics"]["F1"]),
-        ("latency mean (ms)", lambda r: r["latency_mean_ms"]),
-    ]
-    head = [f"{label} k={run['k']}" for label in results for run in results[label]["runs"]]
-    print("| measure | " + " | ".join(head) + " |")
-    print("|---" * (len(head) + 1) + "|")
-    for name, get in rows:
-        cells = []
-        for label in results:
-            for run in results[label]["runs"]:
-                value = get(run)
-                cells.append(
-                    f"{value:.3f}" if isinstance(value, float) and value < 10 else f"{value:.0f}"
-                )
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    for label, data in results.items():
-        print(label, "decode", data["decode"])
+        for part in sorted(work.glob(f"eval-{label}*.json")):
+            data = json.loads(part.read_text())
+            decode.setdefault(label, []).append(data["decode"])
+            for run in data["runs"]:
+                runs[(label, run["k"])] = run
+    ks = sorted({k for _label, k in runs})
+    columns = [(label, k) for k in ks for label in ("base", "lora") if (label, k) in runs]
+    ids: dict[int, set[str]] = {}
+    for k in ks:  # the questions every run at this k asked
+        sets = [{q["id"] for q in runs[c]["answers"]["per_question"]} for c in columns if c[1] == k]
+        ids[k] = set.intersection(*sets)
+    figures = {c: _figures(runs[c], ids[c[1]]) for c in columns}
+    print("| measure | " + " | ".join(f"{label} k={k}" for label, k in columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for name in figures[columns[0]]:
+        cells = [figures[c][name] for c in columns]
+        text = [f"{v:.0f}" if v.is_integer() and v > 1 else f"{v:.3f}" for v in cells]
+        print(f"| {name} | " + " | ".join(text) + " |")
+    for label, speeds in decode.items():
+        print(label, "decode", speeds)
 
 
 def main() -> None:

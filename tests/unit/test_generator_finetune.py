@@ -422,3 +422,30 @@ def test_llamacpp_generator_loads_a_lora_gguf_and_it_changes_the_answer(
         with LlamaCppGenerator(n_ctx=1024, max_tokens=24, n_threads=1, lora=lora) as gen:
             answers.append(gen.generate("Where does the Nile flow?", hits).text)
     assert answers[0] != answers[1]
+
+
+# --- evaluation: refusal with the answering paragraph removed -----------------------
+
+
+def test_evaluate_removed_filters_out_the_questions_own_paragraph(squad_file: Path) -> None:
+    from ragkit import RAG
+    from ragkit.eval import SquadDataset
+    from ragkit.eval.squad_removed import evaluate_removed
+    from ragkit.testing import FakeEmbedder
+
+    data = SquadDataset(squad_file)
+    with RAG(store="memory", embedder=FakeEmbedder()) as rag:
+        rag.add(data.documents())
+        report = evaluate_removed(rag, data.questions(), k=3)
+        for question in data.questions():
+            kept = rag.retrieve(
+                question.question, 6, {"source": {"$ne": f"squad:{question.document_id}"}}
+            )
+            assert all(h.chunk.document_id != question.document_id for h in kept)
+    assert report.questions == len(QUESTIONS)
+    # the extractive default answers from distractors (none holds the answer here), so
+    # it refuses only when its relevance gate does: the rate counts only those questions
+    counted = report.questions - report.answerable_elsewhere
+    assert counted == len(QUESTIONS)
+    assert report.refusal_rate == report.refused / counted
+    assert [row[0] for row in report.per_question] == [q.id for q in data.questions()]
