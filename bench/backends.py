@@ -69,6 +69,7 @@ from ragkit.protocols import Embedder  # noqa: E402
 BACKENDS = ("local", "postgres", "milvus")
 PARTS = ("quality", "latency", "ingest")
 MODES = ("hybrid", "dense", "keyword")
+WARM_UP = "warm up the model, the indexes and the caches"  # scifact.interleaved_latency's
 
 
 def load() -> float:
@@ -175,16 +176,24 @@ def quality(
     dataset: BeirDataset,
     locations: dict[str, Any],
     embedder: CachedEmbedder,
-) -> dict[str, Any]:
+    *,
+    modes: Sequence[str] = MODES,
+    limit: int | None = None,
+    out: dict[str, Any],
+    save: Callable[[], None],
+) -> None:
+    """nDCG@10 per backend and mode into ``out``, saved after each (``limit``: the first
+    test queries only)."""
     queries, qrels = dataset.split("test")
-    out: dict[str, Any] = {}
+    if limit is not None:
+        queries = dict(list(queries.items())[:limit])
     for backend, location in locations.items():
-        row: dict[str, Any] = {}
+        row: dict[str, Any] = out.setdefault(backend, {})
         options: dict[str, Any] = {} if backend == "local" else {"embedder": embedder}
-        for mode in MODES:
+        for mode in modes:
             before = load()
             with RAG(location, retrieval=mode, **options) as rag:  # type: ignore[arg-type]
-                rag.retrieve("warm up the model, the indexes and the caches", 10)
+                rag.retrieve(WARM_UP, 10)
                 result = evaluate_retrieval(rag, queries, qrels)
             row[mode] = {
                 "ndcg@10": round(result.metrics["ndcg@10"], 4),
@@ -197,8 +206,7 @@ def quality(
                 f"{backend:9s} {mode:8s} nDCG@10 {row[mode]['ndcg@10']:.4f}  "
                 f"R@100 {row[mode]['recall@100']:.4f}  p50 {row[mode]['p50_ms_k300']} ms (k=300)"
             )
-        out[backend] = row
-    return out
+            save()
 
 
 # -- latency ---------------------------------------------------------------------------
@@ -247,7 +255,7 @@ def latency(
                 systems[f"{backend} {mode}"] = Call(rag, retriever.retrieve)
             if backend == "postgres":
                 model = rag.embedder
-                vectors = {t: model.embed_query(t) for t in texts}
+                vectors = {t: model.embed_query(t) for t in [*texts, WARM_UP]}
                 keyword = rag.backend.retriever("keyword", model)
                 store = rag.store
                 systems["embed query"] = Call(rag, lambda q, _k, m=model: m.embed_query(q))
@@ -285,14 +293,14 @@ def ingest(args: argparse.Namespace, urls: dict[str, str]) -> dict[str, Any]:
     raw_encode(embedder)([c.text for c in chunks[:2048]])  # warm up, as bench/ingest.py
     work = Path(tempfile.mkdtemp(prefix="ragkit-bench-ingest-"))
     runs: dict[str, Callable[[], None]] = {}
-    local = ingest_systems(embedder, documents, chunks, work)
+    local = ingest_systems(embedder, documents, chunks, work, langchain=False)
     runs["raw encode"] = local["raw encode"]
     if "local" in urls:
         runs["local RAG.add (Chroma)"] = local["ragkit RAG.add"]
     for backend, url in urls.items():
         if backend == "local":
             continue
-        theirs = ingest_systems(embedder, documents, chunks, work, kb_url=url)
+        theirs = ingest_systems(embedder, documents, chunks, work, kb_url=url, langchain=False)
         runs[f"{backend} from chunks"] = theirs["ragkit from chunks"]
         runs[f"{backend} RAG.add"] = theirs["ragkit RAG.add"]
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -339,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kb", type=Path, required=True, help="the local SciFact kb (reused)")
     parser.add_argument("--skip", default="", help="comma-separated backends or parts")
     parser.add_argument("--only", default="", help="comma-separated parts to run")
+    parser.add_argument("--modes", default=",".join(MODES), help="quality: retrieval modes")
+    parser.add_argument("--queries", type=int, help="quality: the first N test queries only")
     parser.add_argument("--latency-k", type=int, default=10)
     parser.add_argument("--limit", type=int, default=2000, help="ingest: chunks")
     parser.add_argument("--rounds", type=int, default=3, help="ingest: turns per system")
@@ -369,7 +379,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["index"] = index(dataset, locations, embedder)
         if "quality" in parts:
             assert embedder is not None
-            results["quality"] = quality(dataset, locations, embedder)
+            results["quality"] = {"queries": args.queries or "all"}
+            quality(
+                dataset,
+                locations,
+                embedder,
+                modes=args.modes.split(","),
+                limit=args.queries,
+                out=results["quality"],
+                save=lambda: write(args.output, results),
+            )
             if pg is not None:
                 results["postgres_memory_after_quality"] = postgres_memory(pg)
             write(args.output, results)

@@ -125,6 +125,7 @@ def systems(
     store: str = "chroma",
     *,
     kb_url: str | None = None,
+    langchain: bool = True,
 ) -> dict[str, Callable[[], None]]:
     texts = [c.text for c in chunks]
     encode = raw_encode(embedder)
@@ -146,6 +147,18 @@ def systems(
             report = rag.add(documents)
         assert report.chunks_added == len(chunks), report
 
+    runs: dict[str, Callable[[], None]] = {
+        "raw encode": lambda: encode(texts),
+        "ragkit from chunks": ragkit_chunks,
+        "ragkit RAG.add": ragkit_add,
+    }
+    if langchain:
+        runs["langchain"] = langchain_system(chunks, work)
+    return runs
+
+
+def langchain_system(chunks: list[Chunk], work: Path) -> Callable[[], None]:
+    """``Chroma.from_documents`` with ``HuggingFaceEmbeddings`` into a fresh folder."""
     from langchain_chroma import Chroma
     from langchain_core.documents import Document as LcDocument
     from langchain_huggingface import HuggingFaceEmbeddings
@@ -158,16 +171,13 @@ def systems(
 
     def langchain() -> None:
         store = Chroma.from_documents(
-            lc_documents, lc_embeddings, persist_directory=str(fresh("langchain"))
+            lc_documents,
+            lc_embeddings,
+            persist_directory=tempfile.mkdtemp(prefix="langchain-", dir=work),
         )
         assert store._collection.count() == len(chunks)
 
-    return {
-        "raw encode": lambda: encode(texts),
-        "ragkit from chunks": ragkit_chunks,
-        "ragkit RAG.add": ragkit_add,
-        "langchain": langchain,
-    }
+    return langchain
 
 
 def fresh_kb(url: str, name: str) -> str:
@@ -184,9 +194,15 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     # would flatter every ratio of round 0; a single text would not even reach bfloat16.
     raw_encode(embedder)([c.text for c in chunks[:2048]])
     work = Path(tempfile.mkdtemp(prefix="ragkit-ingest-"))
-    runs = systems(embedder, documents, chunks, work, args.store, kb_url=args.kb_url)
-    if args.without_langchain:
-        del runs["langchain"]
+    runs = systems(
+        embedder,
+        documents,
+        chunks,
+        work,
+        args.store,
+        kb_url=args.kb_url,
+        langchain=not args.without_langchain,
+    )
     times: dict[str, list[float]] = {name: [] for name in runs}
     loads: list[float] = []
     for round_ in range(args.rounds):
