@@ -31,8 +31,8 @@ from ragkit.types import (
     Answer,
     DeltaEvent,
     DoneEvent,
+    Hits,
     IndexReport,
-    ScoredChunk,
     StreamEvent,
 )
 
@@ -412,12 +412,15 @@ class RAG:
         filters: Filters | None = None,
         *,
         history: History | None = None,
-    ) -> list[ScoredChunk]:
+    ) -> Hits:
         """The chunks most relevant to ``query``, best first; with ``history`` (the
         conversation before it, ``[{"role": "user"|"assistant", "content": ...}]``),
-        to the standalone query built from both (see ``docs/conversations.md``)."""
+        to the standalone query built from both (see ``docs/conversations.md``).
+
+        A :class:`~ragkit.types.Hits`: a plain ``list[ScoredChunk]`` that a notebook
+        shows as a table."""
         with self.backend.reading():
-            return self.qa.retrieve(query, k, filters, history=history)
+            return Hits(self.qa.retrieve(query, k, filters, history=history))
 
     def ask(
         self,

@@ -318,3 +318,16 @@ def test_fetch_k_reaches_the_reranker(tmp_path: Path) -> None:
             rag.add(documents)
             assert len(rag.retrieve("parser grammar case")) == 1
         assert seen == [expected]
+
+
+def test_retrieved_hits_render_in_a_notebook() -> None:
+    from ragkit.types import Hits
+
+    rag = _rag()
+    rag.add(Document(text="Timeouts default to <b>5 s</b>.", source="t.md"))
+    hits = rag.retrieve("timeout default", k=2)
+    assert isinstance(hits, Hits)
+    assert isinstance(hits, list)
+    html = hits._repr_html_()
+    assert "t.md" in html
+    assert "<b>5 s</b>" not in html  # document text is escaped
