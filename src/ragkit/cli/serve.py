@@ -64,13 +64,10 @@ def run_serve(args: argparse.Namespace) -> int:
     print(f"ragkit: serving {settings.kb} on http://{settings.host}:{settings.port}",
           file=sys.stderr)  # fmt: skip
     if settings.workers > 1:
-        from ragkit.server.app import SETTINGS_ENV
+        from ragkit.server.app import CONFIG_ENV, SETTINGS_ENV
 
-        if config is not None and (config.embedder or config.generator or config.reranker):
-            print("ragkit: warning: with --workers above 1 each worker opens kbs with the "
-                  "default pipeline; the [embedder], [generator] and [reranker] of "
-                  f"{args.config} apply with one worker only", file=sys.stderr)  # fmt: skip
-
+        if config is not None:  # every worker builds the file's pipeline itself
+            os.environ[CONFIG_ENV] = os.path.abspath(args.config)
         os.environ[SETTINGS_ENV] = settings.to_json()
         uvicorn.run("ragkit.server.app:create_app_from_env", factory=True,
                     host=settings.host, port=settings.port, workers=settings.workers)  # fmt: skip

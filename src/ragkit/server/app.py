@@ -13,12 +13,13 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.routing import Route
 
 from ragkit.backends import open_catalog
-from ragkit.backends.catalog import Catalog
+from ragkit.backends.catalog import Catalog, KbInfo
 from ragkit.server.errors import install_error_handlers
 from ragkit.server.limits import BodyLimitMiddleware
 from ragkit.server.mcp_tools import McpEndpoint
@@ -27,13 +28,15 @@ from ragkit.server.routers import include_routers
 from ragkit.server.settings import ServerSettings
 from ragkit.server.state import RagOpener, ServerState
 
-__all__ = ["API_VERSION", "SETTINGS_ENV", "create_app", "create_app_from_env"]
+__all__ = ["API_VERSION", "CONFIG_ENV", "SETTINGS_ENV", "create_app", "create_app_from_env"]
 
 logger = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
 #: The environment variable that carries settings (JSON) to uvicorn's worker processes.
 SETTINGS_ENV = "RAGKIT_SERVER_SETTINGS"
+#: The environment variable that names the pipeline's ragkit.toml to those workers.
+CONFIG_ENV = "RAGKIT_CONFIG_FILE"
 
 _DESCRIPTION = """\
 Question answering over your documents, with exact citations.
@@ -112,7 +115,19 @@ def create_app_from_env() -> FastAPI:
 
     raw = os.environ.get(SETTINGS_ENV)
     data = json.loads(raw) if raw else {}
-    return create_app(ServerSettings.from_mapping(data, origin=SETTINGS_ENV))
+    settings = ServerSettings.from_mapping(data, origin=SETTINGS_ENV)
+    path = os.environ.get(CONFIG_ENV)
+    if not path:
+        return create_app(settings)
+    from ragkit.config import RagkitConfig, load_mapping
+
+    # Each worker reads the pipeline (embedder, generator, reranker, ...) from the file.
+    pipeline = RagkitConfig.from_mapping(load_mapping(path), origin=path)
+
+    def open_rag(info: KbInfo) -> Any:
+        return pipeline.rag(info.settings, tenant=info.tenant)
+
+    return create_app(settings, open_rag=open_rag)
 
 
 def _announce(state: ServerState) -> None:
