@@ -328,3 +328,44 @@ def test_the_kb_name_pattern_in_the_schema_is_check_kb_names_rule(api: Api) -> N
         assert bool(pattern.match(name)) == valid, name
     r = api.client.post("/v1/kbs", json={"name": "a__b"}, headers=api.h("acme_admin"))
     assert r.status_code == 422
+
+
+def test_the_messages_before_the_last_user_turn_are_the_conversation(tmp_path: Path) -> None:
+    from ragkit.testing import FakeGenerator
+
+    catalog = LocalCatalog(tmp_path / "kbs")
+    _, key = create_key(catalog, "acme", ("read", "write", "admin"))
+    generator = FakeGenerator()
+    settings = ServerSettings(kb=str(tmp_path / "kbs"), rate_limit=0)
+    opener = fake_opener(generator=generator, verify=False)  # no relevance gate
+    app = create_app(settings, catalog=catalog, open_rag=opener)
+    headers = {"Authorization": f"Bearer {key}"}
+    with TestClient(app) as client:
+        assert client.post("/v1/kbs", json={"name": "handbook"}, headers=headers)
+        r = client.post(
+            "/v1/kbs/handbook/documents/text",
+            json={"documents": [{"text": TEXT, "source": "handbook.txt"}]},
+            headers=headers,
+        )
+        deadline = time.monotonic() + 20
+        while client.get(r.headers["Location"], headers=headers).json()["state"] in (
+            "queued",
+            "running",
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        messages = [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Where is the warehouse?"},
+            {"role": "assistant", "content": "In Lyon."},
+            {"role": "user", "content": "How often does it ship?"},
+        ]
+        r = client.post(
+            "/v1/chat/completions",
+            json={"model": "handbook", "messages": messages},
+            headers=headers,
+        )
+        assert r.status_code == 200, r.text
+    # The generator got the standalone question the history made, not the bare turn.
+    assert generator.questions[-1] != "How often does it ship?"
+    assert "warehouse" in generator.questions[-1].lower()

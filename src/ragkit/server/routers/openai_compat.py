@@ -181,6 +181,18 @@ def _question(body: ChatCompletionRequest) -> str:
     return question
 
 
+def _history(body: ChatCompletionRequest) -> list[dict[str, str]] | None:
+    """The conversation before the last user message (user and assistant turns with
+    text): what ``RAG`` condenses a follow-up question with."""
+    last = max(i for i, m in enumerate(body.messages) if m.role == "user")
+    turns = [
+        {"role": m.role, "content": m.text}
+        for m in body.messages[:last]
+        if m.role in ("user", "assistant") and m.text.strip()
+    ]
+    return turns or None
+
+
 def _completion_id() -> str:
     return "chatcmpl-" + os.urandom(12).hex()
 
@@ -203,6 +215,7 @@ async def chat_completions(
     body: ChatCompletionRequest, key: ReadKey, state: State, request: Request
 ) -> Any:
     question = _question(body)
+    history = _history(body)
     if body.n not in (None, 1):
         raise ApiError(400, "invalid_request", "n: only one choice (n=1) is supported")
 
@@ -215,7 +228,7 @@ async def chat_completions(
     base = str(request.base_url)
     completion_id, created = _completion_id(), int(time.time())
     if not body.stream:
-        answer: Answer = await run_in_threadpool(rag.ask, question, k)
+        answer: Answer = await run_in_threadpool(lambda: rag.ask(question, k, history=history))
         return ChatCompletion(
             id=completion_id,
             created=created,
@@ -246,7 +259,9 @@ async def chat_completions(
         try:
             yield chunk({"role": "assistant", "content": ""})
             items = from_thread(
-                lambda: rag.events(question, k), request, state.settings.sse_heartbeat
+                lambda: rag.events(question, k, history=history),
+                request,
+                state.settings.sse_heartbeat,
             )
             try:
                 async for item in items:
