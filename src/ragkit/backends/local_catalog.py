@@ -5,8 +5,9 @@ a manifest, ``ragkit.json``), it is the one kb of the catalog, named after the f
 and owned by the tenant its manifest records; kbs cannot be created or deleted. Else
 ``DIR`` is a root: each kb lives in ``DIR/<tenant>/<name>/``, registered in
 ``DIR/catalog.sqlite`` when made through the catalog, and found by its manifest when
-written there directly (``ragkit ingest --kb DIR/acme/handbook``). Either way, API keys (hashed) and jobs are kept in
-``catalog.sqlite`` beside the kbs, so every process serving the folder sees them.
+written there directly (``ragkit ingest --kb DIR/acme/handbook``). Either way, API keys
+(hashed) and jobs are kept in ``catalog.sqlite`` beside the kbs, so every process
+serving the folder sees them.
 """
 
 from __future__ import annotations
