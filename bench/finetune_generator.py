@@ -134,10 +134,12 @@ def evaluate(args: argparse.Namespace) -> None:
                 }
             )
             print(args.label, k, report, f"removed: {removed.refusal_rate:.3f}", flush=True)
-    speed = decode_speed(gen, rag_path=args.kb, questions=[q.question for q in questions[:10]])
-    gen.close()
     suffix = "" if list(args.ks) == [1, 4] else "-k" + "-".join(map(str, args.ks))
     out = work / f"eval-{args.label}{suffix}.json"
+    # written before the decode timing too, so a run stopped there keeps its answers
+    out.write_text(json.dumps({"label": args.label, "runs": runs, "decode": None}, indent=1))
+    speed = decode_speed(gen, rag_path=args.kb, questions=[q.question for q in questions[:10]])
+    gen.close()
     out.write_text(json.dumps({"label": args.label, "runs": runs, "decode": speed}, indent=1))
     print(f"-> {out}")
 
