@@ -18,6 +18,7 @@ from ragkit.types import (
     ScoredChunk,
     SourcesEvent,
     StreamEvent,
+    text_then_answer,
 )
 
 if TYPE_CHECKING:
@@ -182,11 +183,7 @@ class RetrievalQA:
         verified (see :meth:`events`). Generators without a ``stream`` method yield
         their whole text at once.
         """
-        for event in self.events(question, k, filters, history=history):
-            if isinstance(event, DeltaEvent):
-                yield event.text
-            elif isinstance(event, DoneEvent):
-                yield event.answer
+        yield from text_then_answer(self.events(question, k, filters, history=history))
 
     def events(
         self,

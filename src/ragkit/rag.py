@@ -29,11 +29,10 @@ from ragkit.protocols import (
 )
 from ragkit.types import (
     Answer,
-    DeltaEvent,
-    DoneEvent,
     Hits,
     IndexReport,
     StreamEvent,
+    text_then_answer,
 )
 
 if TYPE_CHECKING:
@@ -458,11 +457,7 @@ class RAG:
     ) -> Iterator[str | Answer]:
         """Yield the answer text as it is verified, then the complete :class:`Answer`;
         the text pieces joined are the answer's text (see :meth:`events`)."""
-        for event in self.events(question, k, filters, history=history):
-            if isinstance(event, DeltaEvent):
-                yield event.text
-            elif isinstance(event, DoneEvent):
-                yield event.answer
+        yield from text_then_answer(self.events(question, k, filters, history=history))
 
     def events(
         self,

@@ -9,7 +9,7 @@ into :attr:`Document.text` (Python ``str`` indices), so for every chunk::
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "StreamEvent",
     "chunk_id",
     "document_id",
+    "text_then_answer",
 ]
 
 #: Metadata values that every store can filter on.
@@ -386,6 +387,16 @@ class DoneEvent:
 
 #: What ``RAG.events`` yields: sources once, deltas and citations, then done.
 StreamEvent = SourcesEvent | DeltaEvent | CitationEvent | DoneEvent
+
+
+def text_then_answer(events: Iterable[StreamEvent]) -> Iterator[str | Answer]:
+    """The text deltas of ``events``, then the final :class:`Answer`: what ``stream``
+    yields (``RAG``, ``RetrievalQA`` and the client), built on their ``events``."""
+    for event in events:
+        if isinstance(event, DeltaEvent):
+            yield event.text
+        elif isinstance(event, DoneEvent):
+            yield event.answer
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from ragkit.client._wire import (
     require_httpx,
     text_documents,
 )
-from ragkit.types import Answer, DeltaEvent, DoneEvent, ScoredChunk, StreamEvent
+from ragkit.types import Answer, ScoredChunk, StreamEvent, text_then_answer
 
 if TYPE_CHECKING:
     import httpx
@@ -191,11 +191,7 @@ class Client:
         self, kb: str, question: str, k: int | None = None, filters: Mapping[str, Any] | None = None
     ) -> Iterator[str | Answer]:
         """The verified text as it comes, then the :class:`Answer`, like ``RAG.stream``."""
-        for event in self.events(kb, question, k, filters):
-            if isinstance(event, DeltaEvent):
-                yield event.text
-            elif isinstance(event, DoneEvent):
-                yield event.answer
+        yield from text_then_answer(self.events(kb, question, k, filters))
 
     def close(self) -> None:
         self._http.close()
