@@ -139,6 +139,51 @@ def test_bm25_in_sql_equals_keyword_index(
                 assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-5)
                 compared += len(want)
     assert compared > 100
+    assert sizes(backend) == sizes_from_documents(backend)
+
+
+def sizes(backend: PostgresBackend) -> list[tuple[int, int, int]]:
+    with backend._db.read("test") as cur:
+        cur.execute(
+            f"SELECT n_chunks, documents, length FROM {backend._db.schema}.sizes ORDER BY 1"
+        )
+        return [tuple(row) for row in cur.fetchall()]
+
+
+def sizes_from_documents(backend: PostgresBackend) -> list[tuple[int, int, int]]:
+    schema = backend._db.schema
+    with backend._db.read("test") as cur:
+        cur.execute(
+            f"SELECT n_chunks, count(*), sum(length) FROM {schema}.documents GROUP BY 1 ORDER BY 1"
+        )
+        return [tuple(int(v) for v in row) for row in cur.fetchall()]
+
+
+def test_a_version_1_kb_is_migrated_and_scores_the_same(
+    postgres_url: str, opened: list[PostgresBackend]
+) -> None:
+    chunks = corpus(seed=3)
+    url = postgres_url
+    backend = open_kb(url, opened)
+    backend.store.upsert(chunks, unit_vectors(len(chunks), 8))
+    retriever = backend.keyword_retriever()
+    before = [[(h.chunk.id, h.score) for h in retriever.retrieve(q, 10)] for q in QUERIES]
+    schema = backend._db.schema
+    # Back to schema version 1 as an older ragkit left it.
+    with backend._db.write("test") as cur:
+        cur.execute(f"DROP TABLE {schema}.sizes")
+        cur.execute(
+            f"ALTER TABLE {schema}.terms DROP CONSTRAINT terms_pkey, "
+            "ADD CONSTRAINT terms_pkey PRIMARY KEY (term, chunk_id)"
+        )
+        cur.execute(f"DELETE FROM {schema}.schema_version WHERE version > 1")
+    reopened = open_kb(url, opened)
+    with reopened._db.read("test") as cur:
+        cur.execute(f"SELECT max(version) FROM {schema}.schema_version")
+        assert cur.fetchone()[0] == 2
+    assert sizes(reopened) == sizes_from_documents(reopened)
+    again = reopened.keyword_retriever()
+    assert [[(h.chunk.id, h.score) for h in again.retrieve(q, 10)] for q in QUERIES] == before
 
 
 def test_a_failing_batch_leaves_nothing(postgres_url: str, opened: list[PostgresBackend]) -> None:
@@ -309,3 +354,39 @@ def test_location_has_no_password(postgres_server: Any) -> None:
         assert backend.name == "postgresql"
     finally:
         backend.close()
+
+
+def last_analyze(backend: PostgresBackend) -> dict[str, Any]:
+    with backend._db.read("test") as cur:
+        cur.execute(
+            "SELECT relname, last_analyze FROM pg_stat_user_tables WHERE schemaname = %s",
+            (backend._db.schema,),
+        )
+        return dict(cur.fetchall())
+
+
+def test_a_kb_that_grew_is_analyzed_and_one_that_did_not_is_not(
+    postgres_url: str, opened: list[PostgresBackend]
+) -> None:
+    backend = open_kb(postgres_url, opened)
+    rng = np.random.default_rng(7)
+    chunks = [
+        make_chunk(f"c{i:05d}", " ".join(rng.choice(WORDS, 12)), source=f"s{i // 3}.md")
+        for i in range(1500)
+    ]
+    backend.write(Batch(upsert=chunks, vectors=unit_vectors(len(chunks), 8)))
+    # The statistics collector publishes a commit's counts up to a second later.
+    deadline = time.monotonic() + 10
+    while last_analyze(backend).get("terms") is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        backend._db.analyze_if_grown()
+    analyzed = last_analyze(backend)
+    assert analyzed["terms"] is not None
+    assert analyzed["chunks"] is not None
+    assert analyzed["documents"] is not None
+    # Ten more chunks is not worth another ANALYZE.
+    more = [make_chunk(f"d{i}", "pool timeout", source="more.md") for i in range(10)]
+    backend.write(Batch(upsert=more, vectors=unit_vectors(len(more), 8, seed=2)))
+    time.sleep(1.2)
+    backend._db.analyze_if_grown()
+    assert last_analyze(backend) == analyzed

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
+import threading
 from collections.abc import Sequence
 
 import pytest
@@ -146,3 +148,54 @@ def test_hybrid_finds_what_either_side_finds() -> None:
     assert hybrid.retrieve("E1234", k=1)[0].chunk.id == "code"
     top = [h.chunk.id for h in hybrid.retrieve("storage runs out writes fail", k=2)]
     assert top[0] == "prose"
+
+
+_SNAPSHOT: contextvars.ContextVar[str] = contextvars.ContextVar("snapshot", default="none")
+
+
+class _Overlapping(_Fixed):
+    """Records the thread and the context variable it ran in; the keyword side waits
+    until the dense side has started, so the two can only finish if they overlap."""
+
+    def __init__(self, hits: list[ScoredChunk], started: threading.Event, wait: bool) -> None:
+        super().__init__(hits)
+        self.started, self.wait = started, wait
+        self.seen: list[tuple[int, str]] = []
+
+    def retrieve(self, query: str, k: int = 4, filters: Filters | None = None) -> list[ScoredChunk]:
+        if self.wait:
+            assert self.started.wait(5), "the dense search never started beside this one"
+        else:
+            self.started.set()
+        self.seen.append((threading.get_ident(), _SNAPSHOT.get()))
+        return super().retrieve(query, k, filters)
+
+
+def test_parallel_hybrid_overlaps_in_the_callers_context_with_the_same_result() -> None:
+    started = threading.Event()
+    dense = _Overlapping(DENSE, started, wait=False)
+    keyword = _Overlapping(KEYWORD, started, wait=True)
+    parallel = HybridRetriever(dense, keyword, parallel=True)
+    token = _SNAPSHOT.set("pinned")
+    try:
+        hits = parallel.retrieve("q", k=3, filters={"lang": "en"})
+    finally:
+        _SNAPSHOT.reset(token)
+    assert hits == HybridRetriever(_Fixed(DENSE), _Fixed(KEYWORD)).retrieve("q", k=3)
+    assert keyword.calls == dense.calls == [("q", 50, {"lang": "en"})]
+    (dense_thread, dense_seen), (keyword_thread, keyword_seen) = dense.seen[0], keyword.seen[0]
+    assert dense_thread == threading.get_ident()
+    assert keyword_thread != dense_thread
+    assert dense_seen == keyword_seen == "pinned"
+
+
+class _Failing(_Fixed):
+    def retrieve(self, query: str, k: int = 4, filters: Filters | None = None) -> list[ScoredChunk]:
+        raise RuntimeError(f"{query} failed")
+
+
+def test_parallel_hybrid_raises_either_sides_error() -> None:
+    with pytest.raises(RuntimeError, match="dense failed"):
+        HybridRetriever(_Failing([]), _Fixed(KEYWORD), parallel=True).retrieve("dense")
+    with pytest.raises(RuntimeError, match="words failed"):
+        HybridRetriever(_Fixed(DENSE), _Failing([]), parallel=True).retrieve("words")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Literal
 
 from ragkit.errors import ConfigurationError
@@ -48,6 +51,11 @@ class HybridRetriever:
         rrf_k: the rank constant of reciprocal rank fusion.
         normalization: how ``"weighted"`` rescales scores: ``"minmax"`` or ``"zscore"``.
         candidates: hits fetched from each retriever; ``max(k, candidates)`` are used.
+        parallel: run the keyword search on a worker thread while the dense one embeds
+            the query and searches (in a copy of the caller's context, so a database
+            snapshot pinned by the caller is the worker's too). Worth it when the keyword
+            search waits on a server (PostgreSQL's BM25 does); the in-process index
+            answers in a millisecond and needs no thread.
     """
 
     def __init__(
@@ -60,6 +68,7 @@ class HybridRetriever:
         rrf_k: int = 60,
         normalization: Normalization = "minmax",
         candidates: int = 50,
+        parallel: bool = False,
     ) -> None:
         if fusion not in ("rrf", "weighted"):
             raise ConfigurationError(f"unknown fusion {fusion!r}; use 'rrf' or 'weighted'")
@@ -82,16 +91,27 @@ class HybridRetriever:
         self.rrf_k = rrf_k
         self.normalization: Normalization = normalization
         self.candidates = candidates
+        self.parallel = parallel
 
     def retrieve(self, query: str, k: int = 4, filters: Filters | None = None) -> list[ScoredChunk]:
         """The best ``k`` chunks of the fused ranking; scores are fusion scores."""
         if k <= 0:
             return []
         n = max(k, self.candidates)
-        rankings = [
-            self.dense.retrieve(query, n, filters),
-            self.keyword.retrieve(query, n, filters),
-        ]
+        if self.parallel:
+            context = contextvars.copy_context()
+            keyword = _executor().submit(context.run, self.keyword.retrieve, query, n, filters)
+            try:
+                dense = self.dense.retrieve(query, n, filters)
+            except BaseException:
+                wait([keyword])  # the worker is done with the caller's connection
+                raise
+            rankings = [dense, keyword.result()]
+        else:
+            rankings = [
+                self.dense.retrieve(query, n, filters),
+                self.keyword.retrieve(query, n, filters),
+            ]
         if self.fusion == "rrf":
             fused = reciprocal_rank_fusion(rankings, k=self.rrf_k, weights=self.weights, limit=k)
         else:
@@ -107,3 +127,10 @@ class HybridRetriever:
             len(fused),
         )
         return fused
+
+
+@functools.cache
+def _executor() -> ThreadPoolExecutor:
+    """The worker threads of parallel hybrid searches, shared by every retriever (started
+    on first use; a thread per concurrent search, up to 32)."""
+    return ThreadPoolExecutor(max_workers=32, thread_name_prefix="ragkit-hybrid")

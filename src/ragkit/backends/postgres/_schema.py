@@ -2,7 +2,8 @@
 
 Each kb has a schema of its own, ``ragkit_<kb>``: its chunks (with the filterable
 fields as JSONB and, from the first write, the vectors and their HNSW index), the
-keyword terms, per-document totals for BM25, the record of indexed sources and a meta
+keyword terms, per-document totals for BM25 and documents counted by size (``sizes``,
+BM25's corpus totals), the record of indexed sources and a meta
 table (manifest, tokenizer settings). ``schema_version`` lists the migrations applied;
 a migration is a list of SQL statements in which ``{s}`` is the kb's schema. They are
 applied in one transaction under a database-wide advisory lock, so two processes
@@ -58,6 +59,19 @@ MIGRATIONS: list[list[str]] = [
         "content_hash text NOT NULL, chunk_ids text[] NOT NULL, settings_hash text NOT NULL, "
         "state text NOT NULL CHECK (state IN ('pending', 'done')), previous_ids text[], "
         "updated_at timestamptz NOT NULL DEFAULT now())",
+    ],
+    [
+        # Keyword search reads a term's postings from the index alone (an index-only
+        # scan once autovacuum has set the visibility map): on SciFact BM25 at k=50 went
+        # from 27 to 16 ms per query.
+        "ALTER TABLE {s}.terms DROP CONSTRAINT terms_pkey, ADD CONSTRAINT terms_pkey "
+        "PRIMARY KEY (term, chunk_id) INCLUDE (document_id, tf, length)",
+        # Documents by number of chunks: BM25's corpus totals for any scope in a few rows,
+        # instead of a scan of every document per query.
+        "CREATE TABLE {s}.sizes (n_chunks integer PRIMARY KEY, documents bigint NOT NULL, "
+        "length bigint NOT NULL)",
+        "INSERT INTO {s}.sizes SELECT n_chunks, count(*), sum(length) FROM {s}.documents "
+        "GROUP BY n_chunks",
     ],
 ]
 

@@ -2,7 +2,9 @@
 
 A chunk is one row of ``chunks`` (its JSON, filterable fields, document id, number of
 terms and vector) and one row of ``terms`` per distinct term; ``documents`` keeps each
-document's number of chunks and terms, which BM25 over whole documents needs. Rows are
+document's number of chunks and terms, which BM25 over whole documents needs, and
+``sizes`` the number of documents (and their terms) of each number of chunks, from which
+BM25 takes its corpus totals. Rows are
 sent with COPY: binary for chunks (vectors as pgvector's binary format), text for terms.
 """
 
@@ -102,8 +104,16 @@ def insert_chunks(cur: psycopg.Cursor[Any], schema: str, prepared: Prepared) -> 
         f"INSERT INTO {schema}.documents AS d (document_id, n_chunks, length) "
         "SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[]) "
         "ON CONFLICT (document_id) DO UPDATE SET n_chunks = d.n_chunks + excluded.n_chunks, "
-        "length = d.length + excluded.length",
+        "length = d.length + excluded.length RETURNING d.document_id, d.n_chunks, d.length",
         (list(totals), [t[0] for t in totals.values()], [t[1] for t in totals.values()]),
+    )
+    _resize(
+        cur,
+        schema,
+        [
+            (n - totals[did][0], length - totals[did][1], n, length)
+            for did, n, length in cur.fetchall()
+        ],
     )
 
 
@@ -119,10 +129,40 @@ def delete_chunks(cur: psycopg.Cursor[Any], schema: str, ids: Sequence[str]) -> 
         "GROUP BY document_id) "
         f"UPDATE {schema}.documents d SET n_chunks = d.n_chunks - t.n, "
         "length = d.length - t.length FROM totals t WHERE d.document_id = t.document_id "
-        "RETURNING d.document_id, d.n_chunks",
+        "RETURNING d.document_id, d.n_chunks, d.length, t.n, t.length",
         (ids,),
     )
-    empty = [did for did, n in cur.fetchall() if n <= 0]
+    rows = cur.fetchall()
+    _resize(cur, schema, [(n + gone, size + lost, n, size) for _, n, size, gone, lost in rows])
+    empty = [did for did, n, *_ in rows if n <= 0]
     if empty:
         cur.execute(f"DELETE FROM {schema}.documents WHERE document_id = ANY(%s)", (empty,))
     cur.execute(f"DELETE FROM {schema}.terms WHERE chunk_id = ANY(%s)", (ids,))
+
+
+def _resize(
+    cur: psycopg.Cursor[Any], schema: str, changes: list[tuple[int, int, int, int]]
+) -> None:
+    """Move documents between the ``sizes`` rows: each change is a document's (chunks,
+    length) before and after; 0 chunks is no document."""
+    deltas: dict[int, list[int]] = {}
+    for old_n, old_length, new_n, new_length in changes:
+        if old_n > 0:
+            delta = deltas.setdefault(old_n, [0, 0])
+            delta[0] -= 1
+            delta[1] -= old_length
+        if new_n > 0:
+            delta = deltas.setdefault(new_n, [0, 0])
+            delta[0] += 1
+            delta[1] += new_length
+    deltas = {n: d for n, d in deltas.items() if d != [0, 0]}
+    if not deltas:
+        return
+    cur.execute(
+        f"INSERT INTO {schema}.sizes AS z (n_chunks, documents, length) "
+        "SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) "
+        "ON CONFLICT (n_chunks) DO UPDATE SET documents = z.documents + excluded.documents, "
+        "length = z.length + excluded.length",
+        (list(deltas), [d[0] for d in deltas.values()], [d[1] for d in deltas.values()]),
+    )
+    cur.execute(f"DELETE FROM {schema}.sizes WHERE documents = 0")

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 _RETRIEVALS = ("hybrid", "dense", "keyword")
 _PAGE = 1000
+# Chunks written between two looks at the tables' statistics (``Database.analyze_if_grown``).
+_CHECK_STATISTICS = 1000
 
 
 class PostgresBackend:
@@ -75,6 +77,7 @@ class PostgresBackend:
         self._terms = Terms(Tokenizer())
         self._store = PostgresStore(self._db, self._terms)
         self._record = PostgresRecord(self._db)
+        self._changed = 0  # chunks written since the statistics were last looked at
         try:
             self._sync_terms()
         except BaseException:
@@ -144,6 +147,10 @@ class PostgresBackend:
                 self._reindex(cur, batch.reindex)
             record_rows.put(cur, schema, batch.put)
             record_rows.finish(cur, schema, batch.done, batch.removed)
+        self._changed += len(batch.upsert) + len(batch.delete)
+        if self._changed >= _CHECK_STATISTICS:
+            self._changed = 0
+            self._db.analyze_if_grown()
 
     def _reindex(self, cur: psycopg.Cursor[Any], ids: Sequence[str]) -> None:
         """Write the terms of stored chunks again (chunks, vectors and all)."""
@@ -209,7 +216,7 @@ class PostgresBackend:
         dense = DenseRetriever(embedder, self._store)
         if retrieval == "dense":
             return dense
-        return HybridRetriever(dense, self.keyword_retriever())
+        return HybridRetriever(dense, self.keyword_retriever(), parallel=True)
 
     def close(self) -> None:
         """Close the pool (and release the writers' lock if still held)."""

@@ -30,53 +30,68 @@ logger = logging.getLogger(__name__)
 
 _ALL = 2**31 - 1  # "document" scope: every document is short enough to score whole
 
-# %(m)s: the largest document scored whole (0: none, "chunk" scope).
+# %(m)s: the largest document scored whole (0: none, "chunk" scope). A unit is a
+# document scored whole or a chunk; ``u`` sums a term's frequency per unit (one
+# index-only scan of the query terms' postings), ``ui`` adds the term's IDF over units,
+# ``w`` the unit's score in query order. {tie}: the tie-break key of a hit.
 _BM25 = """
 WITH q AS (SELECT term, pos FROM unnest(%(terms)s::text[]) WITH ORDINALITY AS x(term, pos)),
-qd AS (SELECT DISTINCT term FROM q),
 stats AS (
-    SELECT coalesce(sum(CASE WHEN n_chunks <= %(m)s THEN 1 ELSE n_chunks END), 0)::float8 AS n,
+    SELECT coalesce(sum(CASE WHEN n_chunks <= %(m)s THEN documents
+                        ELSE n_chunks::bigint * documents END), 0)::float8 AS n,
            coalesce(sum(length), 0)::float8 AS total,
            coalesce(bool_or(n_chunks BETWEEN 2 AND %(m)s), false) AS shared
-    FROM {s}.documents
-),
-p AS (
-    SELECT t.term, t.chunk_id, t.document_id, t.tf, t.length, d.length AS doc_length,
-           d.n_chunks <= %(m)s AS whole
-    FROM {s}.terms t JOIN qd USING (term) JOIN {s}.documents d USING (document_id)
+    FROM {s}.sizes
 ),
 u AS (
-    SELECT term, whole, CASE WHEN whole THEN document_id ELSE chunk_id END AS unit,
-           sum(tf)::float8 AS tf,
-           max(CASE WHEN whole THEN doc_length ELSE length END)::float8 AS len
-    FROM p GROUP BY term, whole, unit
+    SELECT t.term, CASE WHEN d.n_chunks <= %(m)s THEN t.document_id ELSE t.chunk_id END AS unit,
+           bool_or(d.n_chunks <= %(m)s) AS whole,
+           sum(t.tf)::float8 AS tf,
+           max(CASE WHEN d.n_chunks <= %(m)s THEN d.length ELSE t.length END)::float8 AS len
+    FROM {s}.terms t JOIN {s}.documents d USING (document_id)
+    WHERE t.term = ANY(%(terms)s::text[])
+    GROUP BY 1, 2
 ),
-idf AS (
-    SELECT u.term, ln(1 + (s.n - count(*) + 0.5) / (count(*) + 0.5))::float4::float8 AS idf
-    FROM u, stats s GROUP BY u.term, s.n
+ui AS (
+    SELECT u.*, ln(1 + (s.n - count(*) OVER (PARTITION BY term) + 0.5)
+                / (count(*) OVER (PARTITION BY term) + 0.5))::float4::float8 AS idf
+    FROM u, stats s
 ),
 w AS (
-    SELECT u.whole, u.unit,
-           sum((i.idf * (u.tf / (%(k1)s * (%(one_minus_b)s + %(b)s * u.len
-               / (CASE WHEN s.total = 0 THEN 1.0 ELSE s.total / s.n END)) + u.tf)))::float4
+    SELECT ui.whole, ui.unit,
+           sum((ui.idf * (ui.tf / (%(k1)s * (%(one_minus_b)s + %(b)s * ui.len
+               / (CASE WHEN s.total = 0 THEN 1.0 ELSE s.total / s.n END)) + ui.tf)))::float4
                ORDER BY q.pos) AS score
-    FROM u JOIN idf i USING (term) JOIN q USING (term), stats s
-    GROUP BY u.whole, u.unit
+    FROM ui JOIN q USING (term), stats s
+    GROUP BY ui.whole, ui.unit
 ),
 top AS (SELECT * FROM w WHERE score > 0 AND {cut}),
-own AS (SELECT chunk_id, sum(tf) AS own FROM p GROUP BY chunk_id),
 hits AS (
     SELECT c.id, c.chunk, c.fields, w.score FROM top w JOIN {s}.chunks c ON c.document_id = w.unit
     WHERE w.whole
     UNION ALL
     SELECT c.id, c.chunk, c.fields, w.score FROM top w JOIN {s}.chunks c ON c.id = w.unit
     WHERE NOT w.whole
-)
+),
+own AS ({own})
 SELECT h.id, h.chunk, h.score FROM hits h LEFT JOIN own o ON o.chunk_id = h.id, stats s
 WHERE h.score > 0 AND {where}
-ORDER BY h.score DESC, CASE WHEN s.shared THEN coalesce(o.own, 0) ELSE 0 END DESC, h.id
+ORDER BY h.score DESC, CASE WHEN s.shared THEN {tie} ELSE 0 END DESC, h.id
 LIMIT %(k)s
 """
+
+# The query terms a hit holds (the tie-break): looked up for each hit when the cut leaves
+# a few dozen (``own`` empty), summed for every chunk at once when a filter leaves every
+# unit in.
+_TIE_EACH = (
+    "(SELECT coalesce(sum(o.tf), 0) FROM {s}.terms o "
+    "WHERE o.chunk_id = h.id AND o.term = ANY(%(terms)s::text[]))"
+)
+_OWN_NONE = "SELECT NULL::text AS chunk_id, NULL::bigint AS own WHERE FALSE"
+_OWN_ALL = (
+    "SELECT chunk_id, sum(tf) AS own FROM {s}.terms WHERE term = ANY(%(terms)s::text[]) "
+    "GROUP BY chunk_id"
+)
 
 # Without filters, only units scoring at least the k-th best unit can hold a top-k chunk
 # (every unit stands for one chunk or more, each with the unit's score), so the chunk
@@ -145,8 +160,19 @@ class PostgresBM25Retriever:
         # The filter's %s parameters become named ones, after the query's own.
         for i, value in enumerate(params):
             named[f"f{i}"] = value
-        cut = _CUT if clause == "TRUE" else "TRUE"  # a filter can drop the best units' chunks
-        sql = _BM25.format(s=self._db.schema, where=_named(clause, len(params)), cut=cut)
+        # A filter can drop the best units' chunks: then every unit goes on to the filter.
+        if clause == "TRUE":
+            cut, own, tie = _CUT, _OWN_NONE, _TIE_EACH
+        else:
+            cut, own, tie = "TRUE", _OWN_ALL, "coalesce(o.own, 0)"
+        schema = self._db.schema
+        sql = _BM25.format(
+            s=schema,
+            where=_named(clause, len(params)),
+            cut=cut,
+            own=own.format(s=schema),
+            tie=tie.format(s=schema),
+        )
         with self._db.read("keyword search") as cur:
             cur.execute(sql, named)
             rows = cur.fetchall()
