@@ -65,6 +65,7 @@ from ragkit import RAG  # noqa: E402
 from ragkit.embeddings import CachedEmbedder, SentenceTransformerEmbedder  # noqa: E402
 from ragkit.eval import BeirDataset, evaluate_retrieval  # noqa: E402
 from ragkit.protocols import Embedder  # noqa: E402
+from ragkit.retrieval import DenseRetriever, HybridRetriever  # noqa: E402
 
 BACKENDS = ("local", "postgres", "milvus")
 PARTS = ("quality", "latency", "ingest")
@@ -253,6 +254,9 @@ def latency(
                 systems["postgres keyword k=50"] = Call(
                     rag, lambda q, _k, r=keyword: r.retrieve(q, 50)
                 )
+                # BM25 after the dense search, on the caller's thread
+                sequential = HybridRetriever(DenseRetriever(model, store), keyword)
+                systems["postgres hybrid, sequential"] = Call(rag, sequential.retrieve)
         before = load()
         began = time.perf_counter()
         rows = interleaved_latency(systems, texts, k)

@@ -34,6 +34,17 @@ def pymilvus() -> ModuleType:
     return require("pymilvus", extra="milvus", purpose="A Milvus knowledge base")
 
 
+# pymilvus pings every 10 s, with or without calls in flight. A gRPC server with the
+# default policy (Milvus Lite's) answers pings more often than every 5 minutes without
+# data with GOAWAY "too_many_pings"; the channel then fails and every later call on it
+# ("connect failed") until the process reconnects. Pings every 5 minutes, during calls
+# only, stay inside that policy and still find a dead connection.
+_GRPC_OPTIONS = {
+    "grpc.keepalive_time_ms": 300_000,
+    "grpc.keepalive_permit_without_calls": False,
+}
+
+
 class Connection:
     """One :class:`pymilvus.MilvusClient` for a kb, with ragkit's error messages.
 
@@ -51,7 +62,11 @@ class Connection:
         module = pymilvus()
         self.errors: tuple[type[BaseException], ...] = (module.MilvusException,)
         self._writes = threading.Lock()
-        options: dict[str, Any] = {"uri": settings.uri, "timeout": 30.0}
+        options: dict[str, Any] = {
+            "uri": settings.uri,
+            "timeout": 30.0,
+            "grpc_options": _GRPC_OPTIONS,
+        }
         if settings.token:
             options["token"] = settings.token
         if settings.db_name:

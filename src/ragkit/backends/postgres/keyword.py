@@ -13,6 +13,7 @@ rounded to float4, and a chunk's score their float4 sum in query order (``sum`` 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from ragkit.backends.postgres._db import Database
 from ragkit.backends.postgres._fields import where
@@ -145,11 +146,27 @@ class PostgresBM25Retriever:
         self._whole = whole[scope]
 
     def retrieve(self, query: str, k: int = 4, filters: Filters | None = None) -> list[ScoredChunk]:
+        statement = self.statement(query, k, filters)
+        if statement is None:
+            return []
+        sql, named = statement
+        with self._db.read("keyword search") as cur:
+            cur.execute(sql, named)
+            rows = cur.fetchall()
+        hits = [ScoredChunk(chunk_from_json(text), float(score)) for _, text, score in rows]
+        logger.debug("keyword retrieve %r k=%d -> %d hits", query, k, len(hits))
+        return hits
+
+    def statement(
+        self, query: str, k: int, filters: Filters | None = None
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The SQL and named parameters of :meth:`retrieve` (for ``EXPLAIN``); None when
+        nothing can match (``k <= 0`` or no terms)."""
         clause, params = where(parse_filters(filters), "h.fields")
         terms = self.tokenizer.tokenize(query)
         if k <= 0 or not terms:
-            return []
-        named = {
+            return None
+        named: dict[str, Any] = {
             "terms": terms,
             "m": self._whole,
             "k1": float(self.k1),
@@ -173,12 +190,7 @@ class PostgresBM25Retriever:
             own=own.format(s=schema),
             tie=tie.format(s=schema),
         )
-        with self._db.read("keyword search") as cur:
-            cur.execute(sql, named)
-            rows = cur.fetchall()
-        hits = [ScoredChunk(chunk_from_json(text), float(score)) for _, text, score in rows]
-        logger.debug("keyword retrieve %r k=%d -> %d hits", query, k, len(hits))
-        return hits
+        return sql, named
 
     def __repr__(self) -> str:
         return f"PostgresBM25Retriever({self._db.location!r}, scope={self.scope!r})"
