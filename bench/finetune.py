@@ -137,6 +137,8 @@ def run_embedder(
             synthetic=synthetic,  # type: ignore[arg-type]
             config=config,
             max_chunks=args.max_chunks,
+            heldout_fraction=args.heldout_fraction,
+            heldout_pool=args.heldout_pool,
             progress=progress_printer(),
         )
     finetune_seconds = time.perf_counter() - began
@@ -146,6 +148,8 @@ def run_embedder(
         "report": report.to_dict(),
         "finetune_seconds": round(finetune_seconds, 1),
         "load_after_finetune": load(),
+        "heldout_fraction": args.heldout_fraction,
+        "heldout_pool": args.heldout_pool,
     }
     if args.score:
         kb_copy = work / f"kb-{name}"
@@ -328,28 +332,40 @@ def cmd_squad(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def add_kb_arguments(p: argparse.ArgumentParser, name: str) -> None:
+    """The options of the SciFact commands (supervised, synthetic, adapter)."""
+    p.add_argument("--data", required=True)
+    p.add_argument("--kb", required=True, help="the base kb (built by ragkit eval beir)")
+    p.add_argument("--work", required=True)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-5)
+    p.add_argument("--negatives", type=int, default=1)
+    p.add_argument("--loss", default="mnrl", choices=("mnrl", "gist"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-chunks", type=int)
+    p.add_argument(
+        "--heldout-fraction", type=float, default=0.1,
+        help="share of the training pairs held out, by document",
+    )  # fmt: skip
+    p.add_argument(
+        "--heldout-pool", type=int, default=1000,
+        help="passages the held-out queries are ranked among (more: a harder test)",
+    )  # fmt: skip
+    p.add_argument("--no-score", dest="score", action="store_false")
+    p.add_argument("--keep", action="store_true", help="keep the re-embedded kb copies")
+    p.add_argument("--output")
+    if name == "synthetic":
+        p.add_argument("--seeds", default="0,1,2")
+        p.add_argument("--method", default="cloze", choices=("cloze", "llm"))
+        p.add_argument("--base-hybrid", type=float, default=0.7387)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("supervised", "synthetic", "adapter"):
-        p = sub.add_parser(name)
-        p.add_argument("--data", required=True)
-        p.add_argument("--kb", required=True, help="the base kb (built by ragkit eval beir)")
-        p.add_argument("--work", required=True)
-        p.add_argument("--epochs", type=int, default=3)
-        p.add_argument("--batch-size", type=int, default=32)
-        p.add_argument("--lr", type=float, default=3e-5)
-        p.add_argument("--negatives", type=int, default=1)
-        p.add_argument("--loss", default="mnrl", choices=("mnrl", "gist"))
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--max-chunks", type=int)
-        p.add_argument("--no-score", dest="score", action="store_false")
-        p.add_argument("--keep", action="store_true", help="keep the re-embedded kb copies")
-        p.add_argument("--output")
-        if name == "synthetic":
-            p.add_argument("--seeds", default="0,1,2")
-            p.add_argument("--method", default="cloze", choices=("cloze", "llm"))
-            p.add_argument("--base-hybrid", type=float, default=0.7387)
+        add_kb_arguments(sub.add_parser(name), name)
     squad = sub.add_parser("squad")
     squad.add_argument("--squad", required=True)
     squad.add_argument("--work", required=True)

@@ -208,6 +208,23 @@ def task_extra(task: HeldOut) -> list[str]:
     return [t for t in task.corpus.values() if t.startswith("x")]
 
 
+@pytest.mark.parametrize("pool", [6, 10_000])
+def test_the_heldout_pool_bounds_the_passages_its_queries_are_ranked_among(pool: int) -> None:
+    from ragkit.training.pipeline import _prepare
+
+    pairs = [Pair(f"q{i}", f"p{i}", (f"n{i}",), f"d{i}") for i in range(10)]
+    train, held, task, corpus = _prepare(
+        pairs, kb=None, base_embedder=None, rules=NegativeRules(), eval_pairs=None,
+        heldout_fraction=0.2, pool=pool, seed=0, mine=False, progress=None,
+    )  # fmt: skip
+    assert len(held) == 2
+    assert len(train) == 8
+    assert len(corpus) == 20  # 10 positives and 10 negatives
+    assert {p.positive for p in held} <= set(task.corpus.values())  # answers always pooled
+    # a pool at least as big as the corpus (the "whole kb" setting) takes all of it
+    assert len(task.corpus) == min(pool, 20)
+
+
 # -- promote ---------------------------------------------------------------------------
 
 
