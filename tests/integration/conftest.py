@@ -15,14 +15,20 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def milvus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def milvus_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the session's Milvus Lite server (its data in ``data/``)."""
+    return tmp_path_factory.mktemp("milvus")
+
+
+@pytest.fixture(scope="session")
+def milvus_url(milvus_folder: Path) -> Iterator[str]:
     """``milvus://127.0.0.1:<port>`` of one real Milvus Lite server per test session
     (``milvus_server.py``); skips when Milvus Lite is not installed or does not start."""
     from milvus_server import MilvusUnavailableError, milvus_lite_server
 
     with ExitStack() as stack:
         try:
-            url = stack.enter_context(milvus_lite_server(tmp_path_factory.mktemp("milvus")))
+            url = stack.enter_context(milvus_lite_server(milvus_folder))
         except MilvusUnavailableError as exc:
             pytest.skip(str(exc))
         yield url

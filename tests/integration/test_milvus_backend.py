@@ -198,6 +198,18 @@ def test_a_rag_kb_in_milvus(tmp_path: Path, url: str) -> None:
         RAG(url, embedder=FakeEmbedder(dimension=16))
 
 
+def test_an_add_ends_with_its_rows_flushed(tmp_path: Path, url: str, milvus_folder: Path) -> None:
+    # Milvus Lite searches rows still in its memtable one by one in Python (seconds per
+    # query at 20k chunks); flushed, they are in a segment file with an index.
+    name = url.split("collection=")[1].split("&")[0]
+    segments = milvus_folder / "data" / "collections" / name / "partitions" / "_default" / "data"
+    embedder = FakeEmbedder(dimension=32)
+    with RAG(url, embedder=embedder, generator=FakeGenerator(), verify=False) as rag:
+        rag.add(_docs(tmp_path / "docs"))
+        assert list(segments.glob("*.parquet"))
+        assert rag.retrieve("XJ9000_TIMEOUT", k=1)[0].chunk.source.endswith("timeouts.md")
+
+
 def test_a_writer_whose_lease_was_taken_stops_at_its_next_write(
     backend: MilvusBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:

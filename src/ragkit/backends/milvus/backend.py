@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from ragkit.backends.base import Batch
 from ragkit.backends.manifest import Manifest
@@ -12,7 +13,7 @@ from ragkit.backends.milvus._lease import Lease
 from ragkit.backends.milvus._record import CATALOG_PREFIX, MilvusRecord, record_collection, row
 from ragkit.backends.milvus.store import MilvusStore
 from ragkit.backends.urls import MilvusSettings
-from ragkit.errors import ConfigurationError
+from ragkit.errors import ConfigurationError, StoreError
 from ragkit.protocols import Embedder, Retriever
 
 __all__ = ["MilvusBackend"]
@@ -77,6 +78,8 @@ class MilvusBackend:
             raise
         self._record = MilvusRecord(self._conn, self._record_name)
         self._lease = Lease(self._conn, self._record_name, settings.lock_wait)
+        self._holds = 0  # nesting of writing()
+        self._unflushed = False  # written since the last flush
 
     @property
     def store(self) -> MilvusStore:
@@ -111,6 +114,7 @@ class MilvusBackend:
         ``batch.reindex`` needs nothing: Milvus computes BM25 from the stored text.
         """
         self._lease.check()
+        self._unflushed = True
         if batch.begin:
             self._record.begin(batch.begin)
         if batch.upsert:
@@ -123,11 +127,38 @@ class MilvusBackend:
         if batch.done or batch.removed:
             self._record.finish(done=batch.done, removed=batch.removed)
 
-    def writing(self) -> AbstractContextManager[None]:
+    @contextmanager
+    def writing(self) -> Iterator[None]:
         """Hold the writers' lease (re-entrant per object); waits up to
         ``settings.lock_wait`` seconds, then raises
-        :class:`~ragkit.errors.KnowledgeBaseLockedError`."""
-        return self._lease.hold()
+        :class:`~ragkit.errors.KnowledgeBaseLockedError`.
+
+        When the outermost hold ends after writes, both collections are flushed: rows
+        still in Milvus Lite's memtable are searched one by one in Python (a SciFact
+        hybrid search took 24 s unflushed and 0.7 s flushed); a Milvus server seals its
+        growing segments. Once per ``add`` or ``sync``, not per batch: small segments
+        cost a server too.
+        """
+        with self._lease.hold():
+            self._holds += 1
+            try:
+                yield
+            finally:
+                self._holds -= 1
+                if self._holds == 0 and self._unflushed:
+                    self._flush()
+
+    def _flush(self) -> None:
+        """Flush both collections; a failure is logged, not raised (the rows are written
+        and searchable either way)."""
+        for name in (self._store.name, self._record_name):
+            try:
+                if self._conn.has_collection(name):
+                    self._conn.call("flushing the collection", "flush", name)
+            except StoreError as exc:
+                logger.warning("%s", exc)
+                return
+        self._unflushed = False
 
     def reading(self) -> AbstractContextManager[None]:
         """Nothing to take: reads are strongly consistent (see the class docstring)."""
