@@ -201,7 +201,7 @@ def test_a_rag_kb_in_milvus(tmp_path: Path, url: str) -> None:
 def test_an_add_ends_with_its_rows_flushed(tmp_path: Path, url: str, milvus_folder: Path) -> None:
     # Milvus Lite searches rows still in its memtable one by one in Python (seconds per
     # query at 20k chunks); flushed, they are in a segment file with an index.
-    name = url.split("collection=")[1].split("&")[0]
+    name = url.split("collection=")[1].split("&", maxsplit=1)[0]
     segments = milvus_folder / "data" / "collections" / name / "partitions" / "_default" / "data"
     embedder = FakeEmbedder(dimension=32)
     with RAG(url, embedder=embedder, generator=FakeGenerator(), verify=False) as rag:
