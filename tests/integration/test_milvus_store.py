@@ -17,7 +17,7 @@ from ragkit.backends.milvus.retrievers import MilvusHybridRetriever, MilvusKeywo
 from ragkit.backends.urls import MilvusSettings, parse_location
 from ragkit.errors import ConfigurationError, MissingDependencyError, StoreError
 from ragkit.protocols import Retriever, VectorStore
-from ragkit.retrieval import DenseRetriever
+from ragkit.retrieval import DenseRetriever, HybridRetriever
 from ragkit.testing import FakeEmbedder
 from ragkit.testing.retriever_contract import Build, RetrieverContract
 from ragkit.testing.store_contract import Reopen, VectorStoreContract, make_chunk, unit_vectors
@@ -141,6 +141,15 @@ def test_an_identifier_only_keywords_find(noise_store: tuple[MilvusStore, NoiseE
     assert keyword[0].chunk.id == "c0123"
     hybrid = MilvusHybridRetriever(store, embedder).retrieve(query, k=3)
     assert "c0123" in [h.chunk.id for h in hybrid]
+    # The backend's hybrid: ragkit's fusion of the two lists, BM25 on a worker thread.
+    fused = default_hybrid(store, embedder).retrieve(query, k=1)
+    assert fused[0].chunk.id == "c0123"
+
+
+def default_hybrid(store: MilvusStore, embedder: NoiseEmbedder) -> HybridRetriever:
+    return HybridRetriever(
+        DenseRetriever(embedder, store), MilvusKeywordRetriever(store), parallel=True
+    )
 
 
 @pytest.mark.parametrize("field", ["rare", "team/name"])
@@ -158,6 +167,7 @@ def test_filters_keeping_two_percent_still_fill_k(
         DenseRetriever(embedder, store),
         MilvusKeywordRetriever(store),
         MilvusHybridRetriever(store, embedder),
+        default_hybrid(store, embedder),
     ):
         hits = retriever.retrieve(query, k=5, filters=filters)
         assert len(hits) == 5, type(retriever).__name__

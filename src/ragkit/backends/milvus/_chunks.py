@@ -4,8 +4,9 @@ One row per chunk:
 
 * ``id`` (VARCHAR primary key): the chunk id;
 * ``vector`` (FLOAT_VECTOR, HNSW index, COSINE): the unit vector;
-* ``text`` (VARCHAR with the analyzer on): the chunk text, which Milvus's built-in BM25
-  function turns into ``sparse`` (SPARSE_FLOAT_VECTOR, BM25 index);
+* ``text`` (VARCHAR with the analyzer on, :data:`ANALYZER`): the chunk text with its
+  title and heading path, which Milvus's built-in BM25 function turns into ``sparse``
+  (SPARSE_FLOAT_VECTOR, BM25 index);
 * ``meta`` and ``flags`` (JSON): the filterable fields, strings and numbers in ``meta``,
   booleans in ``flags`` (see :mod:`ragkit.backends.milvus._filters` for why);
 * ``chunk`` (VARCHAR): the whole chunk as ragkit's ASCII JSON
@@ -22,6 +23,8 @@ from numpy.typing import NDArray
 
 from ragkit.backends.milvus._client import Connection, pymilvus
 from ragkit.errors import ConfigurationError
+from ragkit.retrieval.scope import with_context
+from ragkit.retrieval.tokenize import ENGLISH_STOPWORDS
 from ragkit.stores.codec import chunk_to_json, flat_fields
 from ragkit.types import Chunk
 
@@ -33,6 +36,20 @@ MAX_TEXT = 65535
 MAX_ID = 512
 FIELDS = ("id", "vector", "text", "sparse", "meta", "flags", "chunk")
 _HNSW = {"M": 16, "efConstruction": 200}
+#: Metadata keys whose values BM25 reads with the text (ragkit's ``KeywordIndex`` default).
+CONTEXT = ("title", "heading_path")
+#: Milvus's BM25 analyzer, as close to ragkit's :class:`~ragkit.retrieval.tokenize.Tokenizer`
+#: as Milvus allows: words lower-cased, ragkit's English stopwords dropped, then stemmed
+#: (Snowball English). Milvus Lite applies the stopwords and ignores the stemmer (it has
+#: none), so its keyword search still differs from ragkit's.
+ANALYZER: dict[str, Any] = {
+    "tokenizer": "standard",
+    "filter": [
+        "lowercase",
+        {"type": "stop", "stop_words": sorted(ENGLISH_STOPWORDS)},
+        {"type": "stemmer", "language": "english"},
+    ],
+}
 
 
 def create(connection: Connection, name: str, dimension: int) -> None:
@@ -42,7 +59,13 @@ def create(connection: Connection, name: str, dimension: int) -> None:
     schema = connection.client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", data_type.VARCHAR, is_primary=True, max_length=MAX_ID)
     schema.add_field("vector", data_type.FLOAT_VECTOR, dim=dimension)
-    schema.add_field("text", data_type.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True)
+    schema.add_field(
+        "text",
+        data_type.VARCHAR,
+        max_length=MAX_TEXT,
+        enable_analyzer=True,
+        analyzer_params=ANALYZER,
+    )
     schema.add_field("sparse", data_type.SPARSE_FLOAT_VECTOR)
     schema.add_field("meta", data_type.JSON)
     schema.add_field("flags", data_type.JSON)
@@ -122,8 +145,11 @@ def rows(chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> list[dict[str
             {
                 "id": chunk.id,
                 "vector": np.asarray(vector, dtype=np.float32).tolist(),
-                # The JSON keeps the exact text; BM25 gets it without lone surrogates.
-                "text": chunk.text.encode("utf-8", "replace").decode("utf-8"),
+                # The JSON keeps the exact text; BM25 gets it with the title and heading
+                # path (as ragkit's own BM25 does), without lone surrogates.
+                "text": with_context(chunk.text, chunk.metadata, CONTEXT)
+                .encode("utf-8", "replace")
+                .decode("utf-8"),
                 "meta": {k: v for k, v in fields.items() if not isinstance(v, bool)},
                 "flags": {k: v for k, v in fields.items() if isinstance(v, bool)},
                 "chunk": _fits(chunk_to_json(chunk), f"The chunk {chunk.id!r}"),

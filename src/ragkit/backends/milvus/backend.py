@@ -166,20 +166,28 @@ class MilvusBackend:
 
     def retriever(self, retrieval: str, embedder: Embedder) -> Retriever:
         """``"dense"``: :class:`~ragkit.retrieval.DenseRetriever` on the store;
-        ``"keyword"``: Milvus's BM25; ``"hybrid"``: both, fused by RRF in Milvus."""
-        from ragkit.backends.milvus.retrievers import (
-            MilvusHybridRetriever,
-            MilvusKeywordRetriever,
-        )
+        ``"keyword"``: Milvus's BM25; ``"hybrid"``: both, fused by ragkit's
+        :class:`~ragkit.retrieval.HybridRetriever` (equal-weight min-max, as on every
+        backend; BM25 asked on a worker thread while the query is embedded).
+
+        On SciFact's training queries (the first 300) that fusion scored nDCG@10 0.6802
+        against 0.6657 for Milvus's own RRF ``hybrid_search``
+        (:class:`~ragkit.backends.milvus.retrievers.MilvusHybridRetriever`, one round trip
+        instead of two; build it yourself to use it).
+        """
+        from ragkit.backends.milvus.retrievers import MilvusKeywordRetriever
+        from ragkit.retrieval import DenseRetriever, HybridRetriever
 
         if retrieval == "dense":
-            from ragkit.retrieval import DenseRetriever
-
             return DenseRetriever(embedder, self._store)
         if retrieval == "keyword":
             return MilvusKeywordRetriever(self._store)
         if retrieval == "hybrid":
-            return MilvusHybridRetriever(self._store, embedder)
+            return HybridRetriever(
+                DenseRetriever(embedder, self._store),
+                MilvusKeywordRetriever(self._store),
+                parallel=True,
+            )
         raise ConfigurationError(
             f"unknown retrieval {retrieval!r}; use 'hybrid', 'dense' or 'keyword'"
         )
