@@ -4,9 +4,9 @@ One row per chunk:
 
 * ``id`` (VARCHAR primary key): the chunk id;
 * ``vector`` (FLOAT_VECTOR, HNSW index, COSINE): the unit vector;
-* ``text`` (VARCHAR with the analyzer on, :data:`ANALYZER`): the chunk text with its
-  title and heading path, which Milvus's built-in BM25 function turns into ``sparse``
-  (SPARSE_FLOAT_VECTOR, BM25 index);
+* ``text`` (VARCHAR with the analyzer on, :data:`ANALYZER`): ragkit's search terms of
+  the chunk text with its title and heading path (:func:`bm25_text`), which Milvus's
+  built-in BM25 function turns into ``sparse`` (SPARSE_FLOAT_VECTOR, BM25 index);
 * ``meta`` and ``flags`` (JSON): the filterable fields, strings and numbers in ``meta``,
   booleans in ``flags`` (see :mod:`ragkit.backends.milvus._filters` for why);
 * ``chunk`` (VARCHAR): the whole chunk as ragkit's ASCII JSON
@@ -24,11 +24,20 @@ from numpy.typing import NDArray
 from ragkit.backends.milvus._client import Connection, pymilvus
 from ragkit.errors import ConfigurationError
 from ragkit.retrieval.scope import with_context
-from ragkit.retrieval.tokenize import ENGLISH_STOPWORDS
+from ragkit.retrieval.tokenize import Tokenizer
 from ragkit.stores.codec import chunk_to_json, flat_fields
 from ragkit.types import Chunk
 
-__all__ = ["FIELDS", "MAX_ID", "MAX_TEXT", "create", "create_collection", "dimension_of", "rows"]
+__all__ = [
+    "FIELDS",
+    "MAX_ID",
+    "MAX_TEXT",
+    "bm25_text",
+    "create",
+    "create_collection",
+    "dimension_of",
+    "rows",
+]
 
 #: Milvus's largest VARCHAR, in bytes.
 MAX_TEXT = 65535
@@ -38,18 +47,18 @@ FIELDS = ("id", "vector", "text", "sparse", "meta", "flags", "chunk")
 _HNSW = {"M": 16, "efConstruction": 200}
 #: Metadata keys whose values BM25 reads with the text (ragkit's ``KeywordIndex`` default).
 CONTEXT = ("title", "heading_path")
-#: Milvus's BM25 analyzer, as close to ragkit's :class:`~ragkit.retrieval.tokenize.Tokenizer`
-#: as Milvus allows: words lower-cased, ragkit's English stopwords dropped, then stemmed
-#: (Snowball English). Milvus Lite applies the stopwords and ignores the stemmer (it has
-#: none), so its keyword search still differs from ragkit's.
-ANALYZER: dict[str, Any] = {
-    "tokenizer": "standard",
-    "filter": [
-        "lowercase",
-        {"type": "stop", "stop_words": sorted(ENGLISH_STOPWORDS)},
-        {"type": "stemmer", "language": "english"},
-    ],
-}
+#: Milvus's BM25 analyzer. The ``text`` field holds ragkit's own terms of the chunk
+#: (:func:`bm25_text`: case-folded, stopwords dropped, stemmed by ragkit's
+#: :class:`~ragkit.retrieval.tokenize.Tokenizer`) and queries are sent the same way, so
+#: the analyzer only splits on the spaces between them: Milvus scores the same terms as
+#: ragkit's BM25, on Milvus Lite (which has no stemmer) as on a server.
+ANALYZER: dict[str, Any] = {"tokenizer": "standard"}
+_TOKENIZER = Tokenizer()
+
+
+def bm25_text(text: str) -> str:
+    """``text`` as the space-separated terms Milvus's BM25 indexes and searches."""
+    return " ".join(_TOKENIZER.tokenize(text))
 
 
 def create(connection: Connection, name: str, dimension: int) -> None:
@@ -145,9 +154,9 @@ def rows(chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> list[dict[str
             {
                 "id": chunk.id,
                 "vector": np.asarray(vector, dtype=np.float32).tolist(),
-                # The JSON keeps the exact text; BM25 gets it with the title and heading
-                # path (as ragkit's own BM25 does), without lone surrogates.
-                "text": with_context(chunk.text, chunk.metadata, CONTEXT)
+                # The JSON keeps the exact text; BM25 gets ragkit's terms of it with the
+                # title and heading path (as ragkit's own BM25 does), no lone surrogates.
+                "text": bm25_text(with_context(chunk.text, chunk.metadata, CONTEXT))
                 .encode("utf-8", "replace")
                 .decode("utf-8"),
                 "meta": {k: v for k, v in fields.items() if not isinstance(v, bool)},

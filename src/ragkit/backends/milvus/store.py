@@ -185,7 +185,8 @@ class MilvusStore:
         score = the BM25 score (Milvus Lite's BM25 is approximate)."""
         conditions = parse_filters(filters)
         flt = translate(conditions)
-        if k <= 0 or not flt.satisfiable or not text.strip() or self.dimension is None:
+        text = _chunks.bm25_text(text)
+        if k <= 0 or not flt.satisfiable or not text or self.dimension is None:
             return []
 
         def fetch(limit: int) -> list[Row]:
@@ -214,7 +215,8 @@ class MilvusStore:
         dimension = self.dimension
         if k <= 0 or not flt.satisfiable or dimension is None:
             return []
-        if not text.strip():
+        text = _chunks.bm25_text(text)
+        if not text:
             return self.search(embedding, k, filters)
         query = as_query(embedding, dimension).tolist()
         module = pymilvus()
