@@ -21,7 +21,7 @@ Every line printed carries the 1-minute load average::
     OMP_NUM_THREADS=1 python bench/backends_scale.py --sizes 100000 300000 \\
         --work /tmp/pgscale --centres /tmp/bk/scifact-kb/embeddings.sqlite \\
         --output bench/results/backends-scale.json
-    # 1M (not run yet: the 100k build took 401 s at load 9-13; docs/benchmarks/backends.md)
+    # 1M (1,721 s to build on 2 cores, 17.2 GB; docs/benchmarks/backends.md)
     OMP_NUM_THREADS=1 python bench/backends_scale.py --sizes 1000000 --work /tmp/pgscale \\
         --centres /tmp/bk/scifact-kb/embeddings.sqlite --output bench/results/backends-scale-1m.json
     # the queries again on a kept build, fewer queries:
