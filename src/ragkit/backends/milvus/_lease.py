@@ -67,6 +67,11 @@ class Lease:
         self._lost = False
         self._heartbeat: threading.Thread | None = None
 
+    @property
+    def depth(self) -> int:
+        """How many :meth:`hold` blocks of this object are open (0: the lease is free)."""
+        return self._depth
+
     @contextmanager
     def hold(self) -> Iterator[None]:
         """Hold the lease for the ``with`` block (waits up to ``wait`` seconds)."""

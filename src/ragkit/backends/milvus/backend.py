@@ -78,7 +78,6 @@ class MilvusBackend:
             raise
         self._record = MilvusRecord(self._conn, self._record_name)
         self._lease = Lease(self._conn, self._record_name, settings.lock_wait)
-        self._holds = 0  # nesting of writing()
         self._unflushed = False  # written since the last flush
 
     @property
@@ -140,12 +139,10 @@ class MilvusBackend:
         cost a server too.
         """
         with self._lease.hold():
-            self._holds += 1
             try:
                 yield
             finally:
-                self._holds -= 1
-                if self._holds == 0 and self._unflushed:
+                if self._lease.depth == 1 and self._unflushed:
                     self._flush()
 
     def _flush(self) -> None:

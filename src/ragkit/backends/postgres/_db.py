@@ -62,8 +62,10 @@ class Database:
         self.schema = schema_name(settings.namespace)
         self.key = kb_key(settings.namespace)
         self._dimension: int | None = None
-        # The context's pinned read connection and its nesting depth.
-        self._pinned: ContextVar[_Pinned | None] = ContextVar(f"ragkit-pg-{id(self)}", default=None)
+        # The context's pinned read connection (inside pinned()).
+        self._pinned: ContextVar[psycopg.Connection[Any] | None] = ContextVar(
+            f"ragkit-pg-{id(self)}", default=None
+        )
         self.writer_lock = WriterLock(
             lambda: self._connect(autocommit=True),
             self.errors,
@@ -123,7 +125,7 @@ class Database:
         with self.errors(what):
             pinned = self._pinned.get()
             if pinned is not None:
-                with pinned.conn.cursor() as cur:
+                with pinned.cursor() as cur:
                     yield cur
                 return
             with self._pool.connection() as conn, conn.cursor() as cur:
@@ -132,20 +134,15 @@ class Database:
     @contextmanager
     def pinned(self) -> Iterator[None]:
         """Every read of this context inside the block sees one snapshot (re-entrant)."""
-        current = self._pinned.get()
-        if current is not None:
-            current.depth += 1
-            try:
-                yield
-            finally:
-                current.depth -= 1
+        if self._pinned.get() is not None:
+            yield
             return
         with self.errors("starting a read"):
             conn = self._pool.getconn()
         try:
             with self.errors("starting a read"):
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            token = self._pinned.set(_Pinned(conn))
+            token = self._pinned.set(conn)
             try:
                 yield
             finally:
@@ -234,16 +231,6 @@ class Database:
         """Close the pool and release the writers' lock if held."""
         self.writer_lock.close()
         self._pool.close()
-
-
-class _Pinned:
-    """A context's read connection inside :meth:`Database.pinned`."""
-
-    __slots__ = ("conn", "depth")
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
-        self.depth = 1
 
 
 def _version(text: str) -> tuple[int, ...]:
