@@ -35,6 +35,7 @@ from ragkit import RAG
 from ragkit._build import sentence_embedder
 from ragkit.chain import RetrievalQA
 from ragkit.embeddings import SentenceTransformerEmbedder
+from ragkit.embeddings._wrapper import WrappedEmbedder
 from ragkit.eval import SquadDataset, evaluate_answers
 from ragkit.generation import ExtractiveGenerator
 from ragkit.protocols import Embedder, Filters
@@ -58,21 +59,13 @@ class CachedRetriever:
         return list(few if k <= self.k else many)[:k]
 
 
-class MemoEmbedder:
+class MemoEmbedder(WrappedEmbedder):
     """An embedder's vectors kept by text (they are deterministic)."""
 
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
         self.docs: dict[str, NDArray[np.float32]] = {}
         self.queries: dict[str, NDArray[np.float32]] = {}
-
-    @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
 
     def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
         todo = [t for t in dict.fromkeys(texts) if t not in self.docs]
