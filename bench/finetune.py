@@ -127,6 +127,7 @@ def run_embedder(
         negatives=args.negatives,
         loss=args.loss,
         seed=seed,
+        precision=args.precision,
     )
     began = time.perf_counter()
     with RAG(args.kb) as rag:
@@ -306,7 +307,7 @@ def cmd_squad(args: argparse.Namespace) -> dict[str, Any]:
             kb=rag,
             config=TrainConfig(
                 epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                negatives=args.negatives, seed=args.seed,
+                negatives=args.negatives, seed=args.seed, precision=args.precision,
             ),
             progress=progress_printer(),
         )  # fmt: skip
@@ -343,6 +344,7 @@ def add_kb_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--negatives", type=int, default=1)
     p.add_argument("--loss", default="mnrl", choices=("mnrl", "gist"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default="auto", choices=("auto", "bfloat16", "float32"))
     p.add_argument("--max-chunks", type=int)
     p.add_argument(
         "--heldout-fraction", type=float, default=0.1,
@@ -377,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     squad.add_argument("--sample", type=int, default=300)
     squad.add_argument("--k", type=int, default=5)
     squad.add_argument("--seed", type=int, default=0)
+    squad.add_argument("--precision", default="auto", choices=("auto", "bfloat16", "float32"))
     squad.add_argument("--output")
     args = parser.parse_args(argv)
     began = time.perf_counter()

@@ -87,7 +87,7 @@ def test_a_few_steps_give_a_folder_that_loads_and_embeds_differently(
     code = main([
         "finetune", "embedder", "--out", str(out), "--pairs", str(pairs_file),
         "--base", str(tiny), "--epochs", "1", "--batch-size", "4", "--lr", "1e-3",
-        "--heldout", "0.25", "--min-gain", "-1",
+        "--heldout", "0.25", "--min-gain", "-1", "--precision", "bfloat16",
     ])  # fmt: skip
     assert code == 0
     report = json.loads((out / REPORT_FILE).read_text())
@@ -126,7 +126,9 @@ def test_reranker_trainer_runs_and_its_folder_loads(tiny: Path, tmp_path: Path) 
     samples = task.reranker_samples(cosine_ranker(SentenceTransformer(str(tiny))), depth=5)
     result = train_reranker(
         train, task, samples, base=tiny, work=tmp_path / "work",
-        config=TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3, negatives=1),
+        config=TrainConfig(
+            epochs=1, batch_size=4, learning_rate=1e-3, negatives=1, precision="float32"
+        ),
     )  # fmt: skip
     assert result.steps >= 2
     reranker = CrossEncoderReranker(result.path)

@@ -37,6 +37,7 @@ from ragkit.training.promote import (
     model_id_of,
     promote,
 )
+from ragkit.training.train import TrainConfig, _arguments
 from ragkit.types import Document
 
 TOPICS = {
@@ -401,3 +402,31 @@ def test_queries_are_embedded_in_batches_with_the_query_prefix(tmp_path: Path) -
         [adapted.embed_query(q) for q in queries[:3]],
         atol=1e-6,
     )
+
+
+# -- settings ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("precision", "native", "bf16"),
+    [
+        ("bfloat16", False, True),
+        ("float32", True, False),
+        ("auto", True, True),
+        ("auto", False, False),
+    ],
+)
+def test_training_precision_reaches_the_trainer(
+    precision: str, native: bool, bf16: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import ragkit.embeddings.sentence_transformers as st_module
+
+    monkeypatch.setattr(st_module, "native_bf16", lambda: native)
+    config = TrainConfig(precision=precision)
+    args = _arguments(dict, config, tmp_path, "eval_ndcg", rows=64, extra={})
+    assert args["bf16"] is bf16
+
+
+def test_an_unknown_training_precision_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="float16"):
+        TrainConfig(precision="float16")

@@ -46,6 +46,12 @@ def _common(parser: argparse.ArgumentParser, kb_help: str, *, defaults: dict[str
         "--min-gain", type=float, default=0.0, help="held-out nDCG@10 gain needed to promote"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bfloat16", "float32"),
+        default="auto",
+        help="bfloat16 mixed precision (auto: when the CPU multiplies bfloat16 natively)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -139,6 +145,7 @@ def _train(args: argparse.Namespace) -> int:
         negatives=args.negatives,
         loss=getattr(args, "loss", "mnrl"),
         seed=args.seed,
+        precision=args.precision,
     )
     run = finetune_embedder if args.finetune_command == "embedder" else finetune_reranker
     bars = _Bars()

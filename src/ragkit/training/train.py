@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ragkit._deps import require
+from ragkit.embeddings.sentence_transformers import uses_bf16
 from ragkit.errors import ConfigurationError
 from ragkit.training.evaluate import HeldOut
 from ragkit.training.pairs import Pair, Progress
@@ -49,6 +50,10 @@ class TrainConfig:
         negatives: hard negatives per pair given to the loss (0: in-batch only).
         max_seq_length: longest input in tokens (``None``: the model's own).
         seed: data order and initialisation.
+        precision: ``"bfloat16"`` trains in mixed precision (bfloat16 matrix products,
+            float32 weights and optimizer), ``"float32"`` does not, ``"auto"`` (the
+            default) uses bfloat16 on a CPU that multiplies it natively (Intel AMX or
+            AVX512-BF16: about 1.7x faster steps on MiniLM), else float32.
     """
 
     epochs: int = 2
@@ -59,8 +64,10 @@ class TrainConfig:
     negatives: int = 1
     max_seq_length: int | None = None
     seed: int = 0
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        uses_bf16(self.precision, "cpu")  # validates the name
         if self.epochs <= 0 or self.batch_size <= 1 or self.learning_rate <= 0:
             raise ConfigurationError("epochs must be positive, batch_size above 1, lr > 0")
         if self.loss not in ("mnrl", "gist"):
@@ -155,6 +162,7 @@ def _arguments(
         disable_tqdm=True,
         use_cpu=True,
         dataloader_num_workers=0,
+        bf16=uses_bf16(config.precision, "cpu"),
         **extra,
     )
 
