@@ -102,6 +102,8 @@ def train(args: argparse.Namespace) -> None:
         max_minutes=args.max_minutes,
         layers=args.layers,
         seed=args.seed,
+        precision=args.precision,
+        checkpointing=not args.no_checkpointing,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     report = finetune_generator(work / "adapter", examples=made, settings=settings, seed=args.seed)
@@ -231,6 +233,17 @@ def main() -> None:
     tr.add_argument("--steps", type=int, default=0, help="optimizer steps (0: --epochs)")
     tr.add_argument("--max-minutes", type=float, default=0.0)
     tr.add_argument("--layers", type=int, default=0, help="adapt the last N blocks only")
+    tr.add_argument(
+        "--precision",
+        choices=("auto", "bfloat16", "float32"),
+        default="auto",
+        help="bfloat16 mixed precision (auto: when the CPU multiplies bfloat16 natively)",
+    )
+    tr.add_argument(
+        "--no-checkpointing",
+        action="store_true",
+        help="keep the activations for the backward pass (more memory, less compute)",
+    )
     ev = steps.add_parser("eval")
     ev.add_argument("--squad", required=True)
     ev.add_argument("--kb", required=True)

@@ -300,6 +300,81 @@ def test_adapter_is_saved_in_peft_format_and_learns(trained: Any) -> None:
     assert stats.losses[-1] < stats.losses[0]
 
 
+def _tiny_examples(tmp: Path, tokenizer: Any) -> list[GeneratorExample]:
+    squad = tmp / "squad.json"
+    squad.write_text(json.dumps(_squad_json()), "utf-8")
+    builder = PromptBuilder(
+        DEFAULT_USER_TEMPLATE,
+        system=DEFAULT_SYSTEM,
+        context_window=1024,
+        answer_tokens=64,
+        count=lambda text: len(tokenizer(text)["input_ids"]),
+        chat_format=lambda ms: tokenizer.apply_chat_template(
+            [m.to_dict() for m in ms], tokenize=False, add_generation_prompt=True
+        ),
+    )
+    return squad_examples(squad, builder, ks=(1,), refusal=0.5, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("precision", "native", "bf16"),
+    [
+        ("bfloat16", False, True),
+        ("float32", True, False),
+        ("auto", True, True),
+        ("auto", False, False),
+    ],
+)
+def test_lora_precision_reaches_the_trainer(
+    precision: str, native: bool, bf16: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import ragkit.embeddings.sentence_transformers as st_module
+    from ragkit.training.generator.lora import LoraSettings, train_lora
+
+    monkeypatch.setattr(st_module, "native_bf16", lambda: native)
+    tokenizer, model = tiny_model()
+    settings = LoraSettings(
+        r=4, alpha=8, max_steps=2, accumulation=1, learning_rate=2e-2, precision=precision
+    )
+    stats = train_lora(model, tokenizer, _tiny_examples(tmp_path, tokenizer), tmp_path, settings)
+    assert stats.bf16 is bf16  # what the trainer's own arguments say
+    assert stats.to_dict()["bf16"] is bf16
+    assert len(stats.losses) == 2
+    assert all(0.0 < loss < 100.0 for loss in stats.losses)
+
+
+def test_bfloat16_training_really_runs_in_bfloat16(tmp_path: Path) -> None:
+    """Same model, examples and seed: the adapters differ only by the precision of the
+    matrix products, a little (rounding), not a lot (a broken run)."""
+    from safetensors.torch import load_file
+
+    from ragkit.training.generator.lora import LoraSettings, train_lora
+
+    adapters = {}
+    for precision in ("float32", "bfloat16"):
+        tokenizer, model = tiny_model()
+        settings = LoraSettings(
+            r=4, alpha=8, max_steps=3, accumulation=1, learning_rate=2e-2, precision=precision
+        )
+        out = tmp_path / precision
+        train_lora(model, tokenizer, _tiny_examples(tmp_path, tokenizer), out, settings)
+        adapters[precision] = load_file(str(out / "adapter_model.safetensors"))
+    assert adapters["float32"].keys() == adapters["bfloat16"].keys()
+    fp32 = torch.cat([t.flatten() for t in adapters["float32"].values()])
+    bf16 = torch.cat([t.flatten() for t in adapters["bfloat16"].values()])
+    assert bf16.dtype == torch.float32  # the adapter is kept in float32
+    assert not torch.equal(fp32, bf16)
+    assert torch.linalg.vector_norm(fp32 - bf16) < 0.1 * torch.linalg.vector_norm(fp32)
+
+
+def test_an_unknown_lora_precision_is_refused() -> None:
+    from ragkit.errors import ConfigurationError
+    from ragkit.training.generator.lora import LoraSettings
+
+    with pytest.raises(ConfigurationError, match="float16"):
+        LoraSettings(precision="float16")
+
+
 def test_adapter_loads_and_changes_the_output(trained: Any) -> None:
     from ragkit.generation.transformers import TransformersGenerator
     from ragkit.training.generator.lora import load_causal_lm  # noqa: F401 - import check

@@ -61,6 +61,17 @@ def add_generator_parser(steps: Any, kb_help: str) -> None:
     gen.add_argument("--accumulation", type=int, default=8, help="examples per step")
     gen.add_argument("--max-length", type=int, default=1536, help="longest example, tokens")
     gen.add_argument("--threads", type=int, help="torch CPU threads")
+    gen.add_argument(
+        "--precision",
+        choices=("auto", "bfloat16", "float32"),
+        default="auto",
+        help="bfloat16 mixed precision (auto: when the CPU multiplies bfloat16 natively)",
+    )
+    gen.add_argument(
+        "--no-checkpointing",
+        action="store_true",
+        help="keep the activations for the backward pass (more memory, less compute)",
+    )
     gen.add_argument("--no-gguf", action="store_true", help="do not write adapter.gguf")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -87,6 +98,8 @@ def run_generator(args: argparse.Namespace) -> int:
         accumulation=args.accumulation,
         max_length=args.max_length,
         seed=args.seed,
+        precision=args.precision,
+        checkpointing=not args.no_checkpointing,
     )
     rag = None
     if args.kb is not None:

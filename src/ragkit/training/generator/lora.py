@@ -29,6 +29,7 @@ from typing import Any
 
 from ragkit._deps import default_model_path, require
 from ragkit._quiet import quiet_loading
+from ragkit.embeddings.sentence_transformers import uses_bf16
 from ragkit.errors import ConfigurationError
 from ragkit.training.generator.examples import GeneratorExample
 
@@ -76,6 +77,15 @@ class LoraSettings:
         layers: adapt only the last this-many transformer blocks (0: all). The base is
             frozen, so backpropagation stops at the first adapted block: adapting the
             last third of the blocks roughly halves the cost of a step on CPU.
+        precision: ``"bfloat16"`` trains in mixed precision (matrix products in
+            bfloat16 under torch autocast; the weights, the adapter and the optimizer
+            stay float32), ``"float32"`` does not, ``"auto"`` (the default) uses
+            bfloat16 on a CPU that multiplies it natively (Intel AMX or AVX512-BF16),
+            else float32, where emulated bfloat16 is slower. (trl's own default, when
+            not told, is bfloat16 on every CPU.)
+        checkpointing: recompute the activations in the backward pass instead of
+            keeping them (trl's default): less memory, about a fifth more compute.
+            A 135M model's activations fit in a few GB, so turning it off is faster.
     """
 
     r: int = 16
@@ -91,6 +101,11 @@ class LoraSettings:
     seed: int = 0
     max_minutes: float = 0.0
     layers: int = 0
+    precision: str = "auto"
+    checkpointing: bool = True
+
+    def __post_init__(self) -> None:
+        uses_bf16(self.precision, "cpu")  # validates the name
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "targets": list(self.targets)}
@@ -108,6 +123,7 @@ class TrainStats:
         peak_rss_mb: the process's peak resident memory (model load included).
         losses: training loss at each logging step.
         trainable_parameters: parameters of the adapter.
+        bf16: whether the trainer ran in bfloat16 mixed precision.
     """
 
     examples: int
@@ -117,6 +133,7 @@ class TrainStats:
     peak_rss_mb: float
     losses: tuple[float, ...] = field(default=())
     trainable_parameters: int = 0
+    bf16: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "losses": list(self.losses)}
@@ -294,6 +311,8 @@ def train_lora(
             max_length=None,
             dataloader_num_workers=0,
             disable_tqdm=True,
+            bf16=uses_bf16(settings.precision, "cpu"),
+            gradient_checkpointing=settings.checkpointing,
         )
         callback = _ProgressCallback(transformers, progress, settings.max_minutes)
         trainer = trl.SFTTrainer(
@@ -314,6 +333,7 @@ def train_lora(
         trainer.model.save_pretrained(os.fspath(out))
         steps = int(trainer.state.global_step)
         losses = tuple(float(h["loss"]) for h in trainer.state.log_history if "loss" in h)
+        bf16 = bool(trainer.args.bf16)
     return TrainStats(
         examples=len(kept),
         skipped=skipped,
@@ -322,6 +342,7 @@ def train_lora(
         peak_rss_mb=_peak_rss_mb(),
         losses=losses,
         trainable_parameters=int(trainable),
+        bf16=bf16,
     )
 
 
