@@ -252,7 +252,10 @@ def cmd_adapter(args: argparse.Namespace) -> dict[str, Any]:
             "load_after_fit": load(),
         }
     if best is not None and choices[best] > base:
-        embedder = AdaptedEmbedder(SentenceTransformerEmbedder(), adapter)
+        model = (
+            SentenceTransformerEmbedder(args.model) if args.model else SentenceTransformerEmbedder()
+        )
+        embedder = AdaptedEmbedder(model, adapter)
         result["test"] = score(args.kb, data, embedder=embedder)
     else:
         result["test"] = "not promoted: the adapter did not beat the base on held-out"
@@ -357,6 +360,10 @@ def add_kb_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--no-score", dest="score", action="store_false")
     p.add_argument("--keep", action="store_true", help="keep the re-embedded kb copies")
     p.add_argument("--output")
+    if name == "adapter":
+        p.add_argument(
+            "--model", help="the kb's embedder folder, when it is a fine-tuned one (scoring)"
+        )
     if name == "synthetic":
         p.add_argument("--seeds", default="0,1,2")
         p.add_argument("--method", default="cloze", choices=("cloze", "llm"))
