@@ -50,16 +50,26 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
+from ragkit._config_checks import (
+    check_args,
+    check_kb,
+    check_types,
+    construct,
+    embedder_class,
+    generator_class,
+    only_keys,
+    plain,
+    refuse_secrets,
+    reranker_class,
+    table_of,
+)
 from ragkit.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -80,13 +90,6 @@ _HINTS = {
 }
 _RETRIEVAL_KEYS = ("mode", "keyword_scope", "k", "fetch_k")
 _LOADER_KEYS = ("pdf_tables",)
-#: A key that holds a secret, and the environment variable that should hold it instead.
-_SECRET = re.compile(r"(?:^|_)(?:api_?key|password|passwd|secret|token|credentials?)$", re.I)
-_SECRET_ENV = {
-    "generator": "OPENAI_API_KEY (or the variable named by api_key_env)",
-    "kb": "PGPASSWORD for PostgreSQL, MILVUS_TOKEN for Milvus",
-    "server": "the API keys of `ragkit keys create`, kept hashed in the catalog",
-}
 
 
 def load_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -185,7 +188,7 @@ class RagkitConfig:
             ConfigurationError: an unknown key, a value of the wrong type, or a secret;
                 the message names the key.
         """
-        _refuse_secrets(data, origin, ())
+        refuse_secrets(data, origin, ())
         settings = dict(data)
         tables: dict[str, dict[str, Any]] = {name: {} for name in _TABLES}
         options: dict[str, Any] = {}
@@ -196,15 +199,15 @@ class RagkitConfig:
         if isinstance(retrieval, str):
             tables["retrieval"]["mode"] = retrieval
         elif retrieval is not None:
-            tables["retrieval"] = _table(retrieval, origin, "retrieval")
+            tables["retrieval"] = table_of(retrieval, origin, "retrieval")
         embedder = settings.pop("embedder", None)
         if isinstance(embedder, str):
             tables["embedder"]["model"] = embedder
         elif embedder is not None:
-            tables["embedder"] = _table(embedder, origin, "embedder")
+            tables["embedder"] = table_of(embedder, origin, "embedder")
         for name in _TABLES:
             if name in settings:
-                tables[name].update(_table(settings.pop(name), origin, name))
+                tables[name].update(table_of(settings.pop(name), origin, name))
         for key, value in settings.items():
             if key not in _TOP_LEVEL:
                 known = sorted({*_TOP_LEVEL, *_TABLES, "retrieval", *CHUNKER_KEYS})
@@ -212,7 +215,7 @@ class RagkitConfig:
                 raise ConfigurationError(
                     f"{origin}: unknown setting {key!r}{hint}; known: {', '.join(known)}"
                 )
-            if not _plain(value):
+            if not plain(value):
                 raise ConfigurationError(
                     f"{origin}: {key} must be a plain value (text, number, true/false), "
                     f"got {value!r}"
@@ -220,9 +223,9 @@ class RagkitConfig:
             options[key] = value
         kb = options.pop("kb", None)
         if kb is not None:
-            kb = _check_kb(kb, origin)
-        _only(tables["retrieval"], _RETRIEVAL_KEYS, origin, "retrieval")
-        _only(tables["loader"], _LOADER_KEYS, origin, "loader")
+            kb = check_kb(kb, origin)
+        only_keys(tables["retrieval"], _RETRIEVAL_KEYS, origin, "retrieval")
+        only_keys(tables["loader"], _LOADER_KEYS, origin, "loader")
         retrieval_table = dict(tables["retrieval"])
         if "mode" in retrieval_table:
             options["retrieval"] = retrieval_table.pop("mode")
@@ -247,25 +250,25 @@ class RagkitConfig:
         """Check every table against the signature of the class it configures."""
         from ragkit._build import check_retrieval
 
-        _check_types(self.options, _RAG_TYPES, self.origin, "")
+        check_types(self.options, _RAG_TYPES, self.origin, "")
         if "retrieval" in self.options:
             try:
                 check_retrieval(self.options["retrieval"])
             except ConfigurationError as exc:
                 raise ConfigurationError(f"{self.origin}: [retrieval] mode: {exc}") from exc
         if self.embedder:
-            _check_args(_embedder_class(self.embedder, self.origin), self.embedder, self.origin,
+            check_args(embedder_class(self.embedder, self.origin), self.embedder, self.origin,
                         "embedder")  # fmt: skip
         if self.chunker:
             from ragkit.chunking import RecursiveChunker
 
-            _check_args(RecursiveChunker, self.chunker, self.origin, "chunker")
+            check_args(RecursiveChunker, self.chunker, self.origin, "chunker")
         if self.reranker:
-            cls, _ = _reranker_class(self.reranker, self.origin)
-            _check_args(cls, self.reranker, self.origin, "reranker", skip=("embedder", "tokenizer"))
+            cls, _ = reranker_class(self.reranker, self.origin)
+            check_args(cls, self.reranker, self.origin, "reranker", skip=("embedder", "tokenizer"))
         if self.generator:
-            cls = _generator_class(self.generator, self.origin)
-            _check_args(cls, self.generator, self.origin, "generator",
+            cls = generator_class(self.generator, self.origin)
+            check_args(cls, self.generator, self.origin, "generator",
                         skip=("embedder", "client", "api_key"), extra=("api_key_env",))  # fmt: skip
         if self.loader and not isinstance(self.loader.get("pdf_tables", False), bool):
             raise ConfigurationError(f"{self.origin}: [loader] pdf_tables must be true or false")
@@ -283,7 +286,7 @@ class RagkitConfig:
         if self.chunker:
             from ragkit.chunking import RecursiveChunker
 
-            kwargs["chunker"] = _construct(RecursiveChunker, self.chunker, self.origin, "chunker")
+            kwargs["chunker"] = construct(RecursiveChunker, self.chunker, self.origin, "chunker")
         if self.loader.get("pdf_tables"):
             from ragkit.loaders import AutoLoader, PdfLoader
 
@@ -311,15 +314,15 @@ class RagkitConfig:
         """The configured embedder, or None for RAG's default."""
         if not self.embedder:
             return None
-        cls = _embedder_class(self.embedder, self.origin)
+        cls = embedder_class(self.embedder, self.origin)
         args = {k: v for k, v in self.embedder.items() if k != "kind"}
-        return _construct(cls, args, self.origin, "embedder")  # type: ignore[no-any-return]
+        return construct(cls, args, self.origin, "embedder")  # type: ignore[no-any-return]
 
     def build_reranker(self, embedder: Embedder | None = None) -> Reranker | None:
         """The configured reranker, or None; ``mmr`` uses ``embedder`` (default MiniLM)."""
         if not self.reranker:
             return None
-        cls, kind = _reranker_class(self.reranker, self.origin)
+        cls, kind = reranker_class(self.reranker, self.origin)
         args = {k: v for k, v in self.reranker.items() if k != "kind"}
         if kind == "mmr":
             if embedder is None:
@@ -327,13 +330,13 @@ class RagkitConfig:
 
                 embedder = SentenceTransformerEmbedder()
             args["embedder"] = embedder
-        return _construct(cls, args, self.origin, "reranker")  # type: ignore[no-any-return]
+        return construct(cls, args, self.origin, "reranker")  # type: ignore[no-any-return]
 
     def build_generator(self, embedder: Embedder | None = None) -> Generator | None:
         """The configured generator, or None for RAG's default (extractive)."""
         if not self.generator:
             return None
-        cls = _generator_class(self.generator, self.origin)
+        cls = generator_class(self.generator, self.origin)
         args = {k: v for k, v in self.generator.items() if k not in ("kind", "api_key_env")}
         kind = self.generator.get("kind", "extractive")
         if kind == "extractive":
@@ -349,7 +352,7 @@ class RagkitConfig:
                     f"export {env}=... before running"
                 )
             args["api_key"] = os.environ[env]
-        return _construct(cls, args, self.origin, "generator")  # type: ignore[no-any-return]
+        return construct(cls, args, self.origin, "generator")  # type: ignore[no-any-return]
 
     def server_settings(self, **overrides: Any) -> ServerSettings:
         """``ragkit serve``'s settings: the ``[server]`` table, ``kb`` from the top level."""
@@ -373,164 +376,3 @@ _RAG_TYPES: dict[str, tuple[type, ...]] = {
     "keyword_scope": (str,),
     "retrieval": (str,),
 }
-
-
-def _plain(value: Any) -> bool:
-    if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
-    return value is None or isinstance(value, (str, int, float, bool))
-
-
-def _where(table: str) -> str:
-    return f"[{table}] " if table else ""
-
-
-def _table(value: Any, origin: str, name: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(f"{origin}: {name} must be a table of settings, got {value!r}")
-    return dict(value)
-
-
-def _only(table: Mapping[str, Any], keys: tuple[str, ...], origin: str, name: str) -> None:
-    for key in table:
-        if key not in keys:
-            raise ConfigurationError(
-                f"{origin}: [{name}] unknown key {key!r}; known: {', '.join(keys)}"
-            )
-
-
-def _refuse_secrets(data: Mapping[str, Any], origin: str, path: tuple[str, ...]) -> None:
-    for key, value in data.items():
-        here = (*path, str(key))
-        if _SECRET.search(str(key)):
-            table = path[0] if path else str(key)
-            hint = _SECRET_ENV.get(table, "an environment variable read by your own code")
-            where = f"[{'.'.join(path)}] {key}" if path else str(key)
-            raise ConfigurationError(
-                f"{origin}: {where}: secrets are not read from configuration files (they "
-                f"end up in version control); set it in the environment instead: {hint}"
-            )
-        if isinstance(value, Mapping):
-            _refuse_secrets(value, origin, here)
-
-
-def _check_kb(kb: Any, origin: str) -> str:
-    if not isinstance(kb, str) or not kb:
-        raise ConfigurationError(f"{origin}: kb must be a folder or a URL, got {kb!r}")
-    if "://" in kb and urlsplit(kb).password:
-        raise ConfigurationError(
-            f"{origin}: kb: the URL holds a password; remove it and set it in the "
-            f"environment instead: {_SECRET_ENV['kb']}"
-        )
-    return kb
-
-
-def _check_types(
-    values: Mapping[str, Any], types: Mapping[str, tuple[type, ...]], origin: str, table: str
-) -> None:
-    for key, value in values.items():
-        wanted = types.get(key)
-        if wanted is None or value is None:
-            continue
-        if bool not in wanted and isinstance(value, bool):
-            ok = False
-        else:
-            ok = isinstance(value, wanted) or (float in wanted and isinstance(value, int))
-        if not ok:
-            names = " or ".join(t.__name__ for t in wanted)
-            raise ConfigurationError(
-                f"{origin}: {_where(table)}{key} must be {names}, got {value!r}"
-            )
-
-
-def _check_args(
-    cls: Callable[..., Any],
-    args: Mapping[str, Any],
-    origin: str,
-    table: str,
-    *,
-    skip: tuple[str, ...] = (),
-    extra: tuple[str, ...] = (),
-) -> None:
-    """Every key of ``args`` names a parameter of ``cls`` that takes a plain value of the
-    type of its default."""
-    parameters = {
-        name: p
-        for name, p in inspect.signature(cls).parameters.items()
-        if name not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    }
-    known = sorted({*parameters, *extra, "kind"})
-    types: dict[str, tuple[type, ...]] = {}
-    for key, value in args.items():
-        if key == "kind" or key in extra:
-            continue
-        if key not in parameters:
-            raise ConfigurationError(
-                f"{origin}: [{table}] unknown key {key!r} for {getattr(cls, '__name__', cls)}; "
-                f"known: {', '.join(known)}"
-            )
-        if not _plain(value) and not isinstance(value, Mapping):
-            raise ConfigurationError(f"{origin}: [{table}] {key} must be a plain value")
-        default = parameters[key].default
-        if isinstance(default, bool):
-            types[key] = (bool,)
-        elif isinstance(default, (int, float)):
-            types[key] = (int, float) if isinstance(default, float) else (int,)
-        elif isinstance(default, str):
-            types[key] = (str,)
-    _check_types(args, types, origin, table)
-
-
-def _construct(cls: Callable[..., Any], args: Mapping[str, Any], origin: str, table: str) -> Any:
-    try:
-        return cls(**args)
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"{origin}: [{table}] {exc}") from exc
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"{origin}: [{table}] {exc}") from exc
-
-
-def _kind(table: Mapping[str, Any], default: str, kinds: tuple[str, ...], origin: str,
-          name: str) -> str:  # fmt: skip
-    kind = table.get("kind", default)
-    if kind not in kinds:
-        raise ConfigurationError(
-            f"{origin}: [{name}] kind must be one of {', '.join(kinds)}; got {kind!r}"
-        )
-    return str(kind)
-
-
-def _embedder_class(table: Mapping[str, Any], origin: str) -> Callable[..., Any]:
-    kind = _kind(table, "sentence-transformers", ("sentence-transformers", "onnx"), origin,
-                 "embedder")  # fmt: skip
-    from ragkit import embeddings
-
-    return embeddings.OnnxEmbedder if kind == "onnx" else embeddings.SentenceTransformerEmbedder
-
-
-def _reranker_class(table: Mapping[str, Any], origin: str) -> tuple[Callable[..., Any], str]:
-    kinds = ("cross-encoder", "mmr", "bm25", "query-likelihood")
-    if "kind" not in table:
-        raise ConfigurationError(f"{origin}: [reranker] needs a kind: {', '.join(kinds)}")
-    kind = _kind(table, "", kinds, origin, "reranker")
-    from ragkit import reranking
-
-    classes = {
-        "cross-encoder": reranking.CrossEncoderReranker,
-        "mmr": reranking.MMRReranker,
-        "bm25": reranking.BM25Reranker,
-        "query-likelihood": reranking.QueryLikelihoodReranker,
-    }
-    return classes[kind], kind
-
-
-def _generator_class(table: Mapping[str, Any], origin: str) -> Callable[..., Any]:
-    kind = _kind(table, "extractive", ("extractive", "llama-cpp", "openai"), origin, "generator")
-    from ragkit import generation
-
-    classes: dict[str, Callable[..., Any]] = {
-        "extractive": generation.ExtractiveGenerator,
-        "llama-cpp": generation.LlamaCppGenerator,
-        "openai": generation.OpenAIGenerator,
-    }
-    return classes[kind]
