@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ragkit import RAG
+from ragkit.cli._options import add_precision
 from ragkit.embeddings import SentenceTransformerEmbedder
 from ragkit.eval import BeirDataset, evaluate_retrieval
 from ragkit.training import TrainConfig
@@ -347,7 +348,7 @@ def add_kb_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--negatives", type=int, default=1)
     p.add_argument("--loss", default="mnrl", choices=("mnrl", "gist"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--precision", default="auto", choices=("auto", "bfloat16", "float32"))
+    add_precision(p)
     p.add_argument("--max-chunks", type=int)
     p.add_argument(
         "--heldout-fraction", type=float, default=0.1,
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     squad.add_argument("--sample", type=int, default=300)
     squad.add_argument("--k", type=int, default=5)
     squad.add_argument("--seed", type=int, default=0)
-    squad.add_argument("--precision", default="auto", choices=("auto", "bfloat16", "float32"))
+    add_precision(squad)
     squad.add_argument("--output")
     args = parser.parse_args(argv)
     began = time.perf_counter()

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ragkit import RAG
+from ragkit.cli._options import add_precision
 from ragkit.eval import SquadDataset, evaluate_answers
 from ragkit.eval.squad_removed import evaluate_removed
 from ragkit.generation import LlamaCppGenerator
@@ -233,12 +234,7 @@ def main() -> None:
     tr.add_argument("--steps", type=int, default=0, help="optimizer steps (0: --epochs)")
     tr.add_argument("--max-minutes", type=float, default=0.0)
     tr.add_argument("--layers", type=int, default=0, help="adapt the last N blocks only")
-    tr.add_argument(
-        "--precision",
-        choices=("auto", "bfloat16", "float32"),
-        default="auto",
-        help="bfloat16 mixed precision (auto: when the CPU multiplies bfloat16 natively)",
-    )
+    add_precision(tr)
     tr.add_argument(
         "--no-checkpointing",
         action="store_true",

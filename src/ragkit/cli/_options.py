@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from ragkit.config import RagkitConfig
     from ragkit.rag import RAG
 
-__all__ = ["CONFIG_HELP", "add_config", "kb_of", "load", "open_rag"]
+__all__ = ["CONFIG_HELP", "add_config", "add_precision", "kb_of", "load", "open_rag"]
 
 CONFIG_HELP = (
     "ragkit.toml (or .yaml, .json) describing the pipeline and the kb; flags given on "
@@ -21,6 +21,16 @@ CONFIG_HELP = (
 def add_config(parser: argparse.ArgumentParser) -> None:
     """Add ``--config`` to ``parser``."""
     parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+
+
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    """Add a training command's ``--precision`` (``TrainConfig`` / ``LoraSettings``)."""
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bfloat16", "float32"),
+        default="auto",
+        help="bfloat16 mixed precision (auto: when the CPU multiplies bfloat16 natively)",
+    )
 
 
 def load(args: argparse.Namespace) -> RagkitConfig | None:

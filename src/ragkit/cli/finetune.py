@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ragkit.cli._options import add_precision
 from ragkit.cli.finetune_generator import add_generator_parser, run_generator
 
 __all__ = ["add_finetune_parser", "run_finetune"]
@@ -46,12 +47,7 @@ def _common(parser: argparse.ArgumentParser, kb_help: str, *, defaults: dict[str
         "--min-gain", type=float, default=0.0, help="held-out nDCG@10 gain needed to promote"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--precision",
-        choices=("auto", "bfloat16", "float32"),
-        default="auto",
-        help="bfloat16 mixed precision (auto: when the CPU multiplies bfloat16 natively)",
-    )
+    add_precision(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 

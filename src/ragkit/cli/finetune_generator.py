@@ -11,6 +11,8 @@ import json
 import sys
 from typing import Any
 
+from ragkit.cli._options import add_precision
+
 __all__ = ["add_generator_parser", "run_generator"]
 
 
@@ -61,12 +63,7 @@ def add_generator_parser(steps: Any, kb_help: str) -> None:
     gen.add_argument("--accumulation", type=int, default=8, help="examples per step")
     gen.add_argument("--max-length", type=int, default=1536, help="longest example, tokens")
     gen.add_argument("--threads", type=int, help="torch CPU threads")
-    gen.add_argument(
-        "--precision",
-        choices=("auto", "bfloat16", "float32"),
-        default="auto",
-        help="bfloat16 mixed precision (auto: when the CPU multiplies bfloat16 natively)",
-    )
+    add_precision(gen)
     gen.add_argument(
         "--no-checkpointing",
         action="store_true",
