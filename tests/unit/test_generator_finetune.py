@@ -250,16 +250,9 @@ def test_loss_is_on_the_answer_tokens_only() -> None:
     assert answer[-1] == tokenizer.convert_tokens_to_ids("<|im_end|>")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path, Any]:
-    """A tiny model trained a few steps on the examples; (tokenizer, model, dir, stats)."""
-    from ragkit.training.generator.lora import LoraSettings, train_lora
-
-    tmp = tmp_path_factory.mktemp("lora")
-    squad = tmp / "squad.json"
-    squad.write_text(json.dumps(_squad_json()), "utf-8")
-    tokenizer, model = tiny_model()
-    builder = PromptBuilder(
+def _tiny_builder(tokenizer: Any) -> PromptBuilder:
+    """The generator's prompt, counted and rendered by the tiny model's tokenizer."""
+    return PromptBuilder(
         DEFAULT_USER_TEMPLATE,
         system=DEFAULT_SYSTEM,
         context_window=1024,
@@ -269,7 +262,24 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path, A
             [m.to_dict() for m in ms], tokenize=False, add_generation_prompt=True
         ),
     )
-    examples = squad_examples(squad, builder, ks=(1,), refusal=0.5, seed=0)
+
+
+def _tiny_examples(tmp: Path, builder: PromptBuilder) -> list[GeneratorExample]:
+    """RAFT examples (one passage each, half refusals) from the small SQuAD file."""
+    squad = tmp / "squad.json"
+    squad.write_text(json.dumps(_squad_json()), "utf-8")
+    return squad_examples(squad, builder, ks=(1,), refusal=0.5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path, Any]:
+    """A tiny model trained a few steps on the examples; (tokenizer, model, dir, stats)."""
+    from ragkit.training.generator.lora import LoraSettings, train_lora
+
+    tmp = tmp_path_factory.mktemp("lora")
+    tokenizer, model = tiny_model()
+    builder = _tiny_builder(tokenizer)
+    examples = _tiny_examples(tmp, builder)
     out = tmp / "adapter"
     settings = LoraSettings(r=4, alpha=8, max_steps=6, accumulation=1, learning_rate=2e-2)
     stats = train_lora(model, tokenizer, examples, out, settings)
@@ -300,22 +310,6 @@ def test_adapter_is_saved_in_peft_format_and_learns(trained: Any) -> None:
     assert stats.losses[-1] < stats.losses[0]
 
 
-def _tiny_examples(tmp: Path, tokenizer: Any) -> list[GeneratorExample]:
-    squad = tmp / "squad.json"
-    squad.write_text(json.dumps(_squad_json()), "utf-8")
-    builder = PromptBuilder(
-        DEFAULT_USER_TEMPLATE,
-        system=DEFAULT_SYSTEM,
-        context_window=1024,
-        answer_tokens=64,
-        count=lambda text: len(tokenizer(text)["input_ids"]),
-        chat_format=lambda ms: tokenizer.apply_chat_template(
-            [m.to_dict() for m in ms], tokenize=False, add_generation_prompt=True
-        ),
-    )
-    return squad_examples(squad, builder, ks=(1,), refusal=0.5, seed=0)
-
-
 @pytest.mark.parametrize(
     ("precision", "native", "bf16"),
     [
@@ -336,7 +330,8 @@ def test_lora_precision_reaches_the_trainer(
     settings = LoraSettings(
         r=4, alpha=8, max_steps=2, accumulation=1, learning_rate=2e-2, precision=precision
     )
-    stats = train_lora(model, tokenizer, _tiny_examples(tmp_path, tokenizer), tmp_path, settings)
+    examples = _tiny_examples(tmp_path, _tiny_builder(tokenizer))
+    stats = train_lora(model, tokenizer, examples, tmp_path, settings)
     assert stats.bf16 is bf16  # what the trainer's own arguments say
     assert stats.to_dict()["bf16"] is bf16
     assert len(stats.losses) == 2
@@ -357,7 +352,8 @@ def test_bfloat16_training_really_runs_in_bfloat16(tmp_path: Path) -> None:
             r=4, alpha=8, max_steps=3, accumulation=1, learning_rate=2e-2, precision=precision
         )
         out = tmp_path / precision
-        train_lora(model, tokenizer, _tiny_examples(tmp_path, tokenizer), out, settings)
+        examples = _tiny_examples(tmp_path, _tiny_builder(tokenizer))
+        train_lora(model, tokenizer, examples, out, settings)
         adapters[precision] = load_file(str(out / "adapter_model.safetensors"))
     assert adapters["float32"].keys() == adapters["bfloat16"].keys()
     fp32 = torch.cat([t.flatten() for t in adapters["float32"].values()])
