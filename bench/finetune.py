@@ -253,10 +253,7 @@ def cmd_adapter(args: argparse.Namespace) -> dict[str, Any]:
             "load_after_fit": load(),
         }
     if best is not None and choices[best] > base:
-        model = (
-            SentenceTransformerEmbedder(args.model) if args.model else SentenceTransformerEmbedder()
-        )
-        embedder = AdaptedEmbedder(model, adapter)
+        embedder = AdaptedEmbedder(SentenceTransformerEmbedder(args.model), adapter)
         result["test"] = score(args.kb, data, embedder=embedder)
     else:
         result["test"] = "not promoted: the adapter did not beat the base on held-out"
