@@ -16,9 +16,9 @@ from ragkit.cli.main import main
 from ragkit.embeddings import SentenceTransformerEmbedder, bundled_minilm_path
 from ragkit.reranking import CrossEncoderReranker
 from ragkit.training import Pair, TrainConfig, finetune_embedder, write_pairs
-from ragkit.training.evaluate import HeldOut
+from ragkit.training.evaluate import HeldOut, pool_ranker
 from ragkit.training.promote import REPORT_FILE
-from ragkit.training.train import cosine_ranker, train_reranker
+from ragkit.training.train import train_reranker
 from ragkit.types import Document
 
 pytestmark = pytest.mark.integration
@@ -114,8 +114,6 @@ def test_a_few_steps_give_a_folder_that_loads_and_embeds_differently(
 
 
 def test_reranker_trainer_runs_and_its_folder_loads(tiny: Path, tmp_path: Path) -> None:
-    from sentence_transformers import SentenceTransformer
-
     pairs = good_pairs()
     train, held = pairs[:9], pairs[9:]
     train = [
@@ -123,7 +121,9 @@ def test_reranker_trainer_runs_and_its_folder_loads(tiny: Path, tmp_path: Path) 
         for i, p in enumerate(train)
     ]
     task = HeldOut.build(held, distractors=[p.positive for p in train])
-    samples = task.reranker_samples(cosine_ranker(SentenceTransformer(str(tiny))), depth=5)
+    samples = task.reranker_samples(
+        pool_ranker(SentenceTransformerEmbedder(tiny), "dense", 5), depth=5
+    )
     result = train_reranker(
         train, task, samples, base=tiny, work=tmp_path / "work",
         config=TrainConfig(
@@ -159,3 +159,36 @@ def test_a_bad_training_set_leaves_the_base_model_in_place(tmp_path: Path) -> No
     text = ["Volcanoes erupt molten lava."]
     base = SentenceTransformerEmbedder()
     assert np.allclose(kept.embed_documents(text), base.embed_documents(text), atol=1e-5)
+
+
+def test_a_reranker_that_cannot_beat_the_kbs_own_order_is_not_written(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """The held-out judge is the order the kb's hybrid retrieval gives the pool: a
+    reranker trained on wrong pairs loses to it, and no model is written."""
+    from ragkit.testing import FakeEmbedder
+    from ragkit.training import finetune_reranker
+
+    pairs = good_pairs()
+    shuffled = [
+        Pair(p.query, pairs[(i + 5) % len(pairs)].positive, document_id=p.document_id)
+        for i, p in enumerate(pairs)
+    ]
+    held = [Pair(f"tell me about {w}", t, document_id=n) for n, w, t in TOPICS]
+    out = tmp_path / "reranker"
+    with RAG(tmp_path / "kb", store="memory", embedder=FakeEmbedder()) as rag:
+        rag.add([Document(text=t, source=n) for n, _, t in TOPICS])
+        report = finetune_reranker(
+            out, pairs=shuffled * 2, kb=rag, eval_pairs=held, base=tiny,
+            config=TrainConfig(
+                epochs=1, batch_size=8, learning_rate=3e-4, negatives=1, precision="float32"
+            ),
+        )  # fmt: skip
+    assert report.settings["first_stage"] == "hybrid"
+    assert report.base_score > 0.9  # BM25 finds "lava" in the lava passage
+    assert report.trained_score < report.base_score
+    assert not report.promoted
+    assert report.model_id is None
+    assert "keep retrieving without this reranker" in report.reason
+    assert not (out / "model.safetensors").exists()
+    assert (out / REPORT_FILE).exists()

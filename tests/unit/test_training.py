@@ -14,7 +14,7 @@ from ragkit.embeddings._encoder import PrefixedEncoder
 from ragkit.errors import ConfigurationError, EmbedderMismatchError
 from ragkit.testing import FakeEmbedder
 from ragkit.training.adapter import AdaptedEmbedder, QueryAdapter, train_query_adapter
-from ragkit.training.evaluate import HeldOut, split_by_document
+from ragkit.training.evaluate import HeldOut, pool_ranker, split_by_document
 from ragkit.training.negatives import (
     Candidate,
     NegativeRules,
@@ -224,6 +224,35 @@ def test_the_heldout_pool_bounds_the_passages_its_queries_are_ranked_among(pool:
     assert {p.positive for p in held} <= set(task.corpus.values())  # answers always pooled
     # a pool at least as big as the corpus (the "whole kb" setting) takes all of it
     assert len(task.corpus) == min(pool, 20)
+
+
+POOL = [
+    "Glaciers carve deep valleys in mountains.",
+    "Meltwater from the glacier feeds the rivers below.",
+    "The piano has eighty eight keys.",
+    "Espresso is forced through fine grounds.",
+    "Volcanoes erupt molten lava.",
+    "Ash clouds disrupt flights for many days.",
+]
+
+
+@pytest.mark.parametrize("retrieval", ["hybrid", "dense", "keyword"])
+def test_the_pool_is_ranked_as_a_kb_with_that_retrieval_ranks_it(
+    tmp_path: Path, retrieval: str
+) -> None:
+    query = "where does glacier meltwater go?"
+    with RAG(tmp_path / "kb", store="memory", embedder=FakeEmbedder(), retrieval=retrieval) as kb:
+        kb.add([Document(text=t, source=f"d{i}.txt") for i, t in enumerate(POOL)])
+        expected = [hit.chunk.text for hit in kb.retrieve(query, k=4)]
+    ranked = pool_ranker(FakeEmbedder(), retrieval, k=4)(query, POOL)
+    assert ranked == expected
+    if retrieval == "keyword":
+        assert ranked[0] == POOL[1]  # the only passage holding both query words
+
+
+def test_an_unknown_first_stage_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="retrieval"):
+        pool_ranker(FakeEmbedder(), "fuzzy")
 
 
 # -- promote ---------------------------------------------------------------------------

@@ -22,7 +22,10 @@ from typing import Any
 from ragkit.errors import ConfigurationError
 from ragkit.training.pairs import Pair
 
-__all__ = ["HeldOut", "split_by_document"]
+#: A first stage: ``rank(query, texts)`` -> the texts it would hand a reranker, best first.
+Ranker = Callable[[str, list[str]], list[str]]
+
+__all__ = ["HeldOut", "pool_ranker", "split_by_document"]
 
 #: The held-out measure: nDCG@10 over the pool (the metric the benchmarks report).
 METRIC = "ndcg@10"
@@ -149,9 +152,7 @@ class HeldOut:
         """nDCG@10 of a ``SentenceTransformer`` on the task."""
         return float(self.embedder_evaluator()(model)[self.embedder_key])
 
-    def reranker_samples(
-        self, rank: Callable[[str, list[str]], list[str]], depth: int = 20
-    ) -> list[dict[str, Any]]:
+    def reranker_samples(self, rank: Ranker, depth: int = 20) -> list[dict[str, Any]]:
         """Samples for ``CrossEncoderRerankingEvaluator``: each query's ``depth`` best
         passages of the pool by the first stage ``rank(query, texts)`` (best first), and
         its positives (a positive the first stage missed stays missed)."""
@@ -186,3 +187,55 @@ class HeldOut:
     @property
     def first_stage_key(self) -> str:
         return f"{self.name}_base_{METRIC}"
+
+
+def pool_ranker(embedder: Any, retrieval: str = "hybrid", k: int = 20) -> Ranker:
+    """A first stage that ranks the pool as a kb with ``embedder`` and ``retrieval``
+    ranks its chunks, for :meth:`HeldOut.reranker_samples`.
+
+    The pool's texts become an in-memory kb of one chunk each (a
+    :class:`~ragkit.stores.MemoryStore` and a :class:`~ragkit.retrieval.KeywordIndex`),
+    searched by the retriever ``RAG(retrieval=...)`` builds, with its fusion settings;
+    ``rank`` returns its best ``k``. A reranker judged against this order is judged
+    against what ``ask`` would hand it: judged against dense order alone, a reranker
+    that loses to the default hybrid retrieval could still be promoted.
+
+    Args:
+        embedder: a ragkit embedder (the kb's, so its cache is used).
+        retrieval: ``"hybrid"`` (the default of :class:`~ragkit.RAG`), ``"dense"`` or
+            ``"keyword"``.
+        k: how many texts ``rank`` returns (the reranker's depth).
+    """
+    from ragkit._build import build_retriever, check_retrieval
+
+    check_retrieval(retrieval)
+    built: dict[tuple[str, ...], Any] = {}
+
+    def rank(query: str, texts: list[str]) -> list[str]:
+        key = tuple(texts)
+        if key not in built:
+            built.clear()
+            built[key] = _pool_retriever(embedder, retrieval, texts, build_retriever)
+        return [hit.chunk.text for hit in built[key].retrieve(query, k)]
+
+    return rank
+
+
+def _pool_retriever(embedder: Any, retrieval: str, texts: list[str], build: Any) -> Any:
+    import numpy as np
+
+    from ragkit.retrieval.keyword import KeywordIndex
+    from ragkit.stores import MemoryStore
+    from ragkit.types import Chunk
+
+    chunks = [
+        Chunk(id=f"p{i}", text=t, document_id=f"p{i}", source="heldout", start=0, end=len(t))
+        for i, t in enumerate(texts)
+    ]
+    store = MemoryStore()
+    store.upsert(chunks, np.asarray(embedder.embed_documents(texts), dtype=np.float32))
+    keyword = None
+    if retrieval != "dense":
+        keyword = KeywordIndex()
+        keyword.upsert(chunks)
+    return build(retrieval, embedder, store, keyword)

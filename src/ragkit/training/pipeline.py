@@ -20,8 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
+from ragkit._build import check_retrieval
 from ragkit.errors import ConfigurationError
-from ragkit.training.evaluate import HeldOut, split_by_document
+from ragkit.training.evaluate import HeldOut, pool_ranker, split_by_document
 from ragkit.training.negatives import (
     NegativeRules,
     corpus_of,
@@ -39,7 +40,6 @@ from ragkit.training.pairs import (
 from ragkit.training.promote import WORK_DIR, FinetuneReport, check_output, promote
 from ragkit.training.train import (
     TrainConfig,
-    cosine_ranker,
     load_cross_encoder,
     train_embedder,
     train_reranker,
@@ -281,16 +281,19 @@ def finetune_reranker(
     max_chunks: int | None = None,
     min_gain: float = 0.0,
     depth: int = 20,
+    first_stage: str | None = None,
     progress: Progress | None = None,
 ) -> FinetuneReport:
     """Train a cross-encoder reranker and put it in ``out`` when it beats the base.
 
     The base is the bundled all-MiniLM-L6-v2 encoder with a new head unless ``base``
     names another model. "Beats the base" means: a better held-out nDCG@10 than the
-    first stage's own order (the base embedder's ranking of the ``depth`` best
-    passages), and than ``base`` itself when it already is a cross-encoder. The
-    folder loads with ``CrossEncoderReranker(out)``. Arguments as
-    :func:`finetune_embedder`.
+    first stage's own order of the ``depth`` passages it hands the reranker, and than
+    ``base`` itself when it already is a cross-encoder. The first stage is the
+    retrieval ``ask`` uses (:func:`~ragkit.training.evaluate.pool_ranker` over the
+    held-out pool): the kb's own (``"hybrid"`` when the kb has a custom retriever),
+    ``"hybrid"`` without a kb, or ``first_stage``. The folder loads with
+    ``CrossEncoderReranker(out)``. Other arguments as :func:`finetune_embedder`.
     """
     config = config or TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, negatives=3)
     rules = rules or NegativeRules()
@@ -298,6 +301,10 @@ def finetune_reranker(
     emb_ref, emb_id = _base(None)
     if kb is not None:
         emb_id = kb.embedder.model_id
+    if first_stage is None:
+        first_stage = getattr(kb, "retrieval", "hybrid")
+        first_stage = "hybrid" if first_stage == "custom" else first_stage
+    check_retrieval(first_stage)
     base_ref = str(base) if base is not None else emb_ref
     times: dict[str, float] = {}
     began = time.perf_counter()
@@ -307,9 +314,9 @@ def finetune_reranker(
     )  # fmt: skip
     times["pairs"] = time.perf_counter() - began
     began = time.perf_counter()
-    first_stage = _mining_embedder(kb, emb_id, emb_ref)
+    embedder = _mining_embedder(kb, emb_id, emb_ref)
     train, heldout, task, _corpus = _prepare(
-        all_pairs, kb=kb, base_embedder=first_stage, rules=rules,
+        all_pairs, kb=kb, base_embedder=embedder, rules=rules,
         eval_pairs=eval_pairs, heldout_fraction=heldout_fraction, pool=heldout_pool,
         seed=config.seed, mine=True, progress=progress,
     )  # fmt: skip
@@ -317,12 +324,9 @@ def finetune_reranker(
 
     from ragkit._deps import require
 
-    st = require("sentence_transformers", extra="train", purpose="ragkit.training")
+    require("sentence_transformers", extra="train", purpose="ragkit.training")
     began = time.perf_counter()
-    ranker = st.SentenceTransformer(emb_ref, device="cpu") if kb is None else None
-    samples = task.reranker_samples(
-        cosine_ranker(ranker) if ranker is not None else _embedder_ranker(first_stage), depth
-    )
+    samples = task.reranker_samples(pool_ranker(embedder, first_stage, depth), depth)
     evaluator = task.reranker_evaluator(samples)
     trained_head = base is not None and _has_head(base_ref)
     save_base = None
@@ -347,7 +351,8 @@ def finetune_reranker(
             base_score=base_score, trained=result.path, trained_score=result.score,
             min_gain=min_gain, save_base=save_base,
             pairs=_counts(all_pairs, train, heldout, pairs, synthetic),
-            settings={**asdict(config), "negative_rules": asdict(rules), "depth": depth},
+            settings={**asdict(config), "negative_rules": asdict(rules), "depth": depth,
+                      "first_stage": first_stage},
             seconds={**times, "steps": result.steps,
                      "seconds_per_1000_pairs": 1000 * result.seconds / max(1, len(train))},
         )  # fmt: skip
@@ -355,20 +360,3 @@ def finetune_reranker(
         shutil.rmtree(work, ignore_errors=True)
     logger.info("%s", report)
     return report
-
-
-def _embedder_ranker(embedder: Any) -> Any:
-    """A first stage from a ragkit embedder (the kb's, through its cache)."""
-    cache: dict[tuple[str, ...], Any] = {}
-
-    def rank(query: str, texts: list[str]) -> list[str]:
-        import numpy as np
-
-        key = tuple(texts)
-        if key not in cache:
-            cache[key] = embedder.embed_documents(texts)
-        q = embedder.embed_query(query)
-        order = np.argsort(-(cache[key] @ q), kind="stable")
-        return [texts[i] for i in order]
-
-    return rank

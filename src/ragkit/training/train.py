@@ -20,7 +20,7 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -321,21 +321,3 @@ def train_reranker(
     model.save_pretrained(str(out))
     shutil.rmtree(work / "checkpoints", ignore_errors=True)
     return TrainResult(out, score, len(labels), int(state.global_step), seconds)
-
-
-def cosine_ranker(model: Any) -> Callable[[str, list[str]], list[str]]:
-    """A first stage for :meth:`HeldOut.reranker_samples`: ``texts`` by cosine to the
-    query under a ``SentenceTransformer`` (the texts embedded once)."""
-    cache: dict[tuple[str, ...], Any] = {}
-
-    def rank(query: str, texts: list[str]) -> list[str]:
-        import numpy as np
-
-        key = tuple(texts)
-        if key not in cache:
-            cache[key] = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
-        q = model.encode([query], normalize_embeddings=True, convert_to_numpy=True)[0]
-        order = np.argsort(-(cache[key] @ q), kind="stable")
-        return [texts[i] for i in order]
-
-    return rank
