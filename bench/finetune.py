@@ -268,12 +268,59 @@ def by_article(questions: list[Any], articles: range) -> list[Any]:
     return [q for q in questions if q.title in keep]
 
 
+def squad_pairs(rag: RAG, questions: list[Any], args: argparse.Namespace) -> list[Pair]:
+    """Up to ``--max-pairs`` questions of articles 00-11 (shuffled by ``--seed``), each
+    with the chunk of its gold paragraph the kb's embedder ranks highest."""
+    import random
+
+    train_q = by_article(questions, range(12))
+    random.Random(args.seed).shuffle(train_q)
+    train_q = train_q[: args.max_pairs]
+    by_doc: dict[str, list[Any]] = defaultdict(list)
+    for chunk in kb_chunks(rag):
+        by_doc[chunk.document_id].append(chunk)
+    vectors = embed_queries(rag.embedder, [q.question for q in train_q])
+    pairs = []
+    for q, vector in zip(train_q, vectors, strict=True):
+        chunks = by_doc.get(q.document_id)
+        if not chunks:
+            continue
+        scores = rag.embedder.embed_documents([c.text for c in chunks]) @ vector
+        pairs.append(Pair(q.question, chunks[int(np.argmax(scores))].text, (), q.document_id))
+    return pairs
+
+
+def judge_reranker(rag: RAG, pairs: list[Pair], folder: str, seed: int) -> dict[str, Any]:
+    """Held-out nDCG@10 of a trained reranker against each first stage, on the split a
+    training run with these pairs and ``seed`` holds out (no training)."""
+    from ragkit.training.evaluate import pool_ranker
+    from ragkit.training.negatives import NegativeRules
+    from ragkit.training.pipeline import _prepare
+    from ragkit.training.train import load_cross_encoder
+
+    _train, _held, task, _corpus = _prepare(
+        pairs, kb=rag, base_embedder=rag.embedder, rules=NegativeRules(), eval_pairs=None,
+        heldout_fraction=0.1, pool=1000, seed=seed, mine=True, progress=progress_printer(),
+    )  # fmt: skip
+    model = load_cross_encoder(folder)
+    result: dict[str, Any] = {"heldout_queries": len(task.queries)}
+    for stage in ("dense", "hybrid"):
+        samples = task.reranker_samples(pool_ranker(rag.embedder, stage, 20), 20)
+        scores = task.reranker_evaluator(samples)(model)
+        result[stage] = {
+            "first_stage": float(scores[task.first_stage_key]),
+            "reranker": float(scores[task.reranker_key]),
+        }
+        print(f"  judged against {stage}: {result[stage]}", file=sys.stderr, flush=True)
+    return result
+
+
 def cmd_squad(args: argparse.Namespace) -> dict[str, Any]:
     """A cross-encoder trained on the questions of articles 00-11 (gold paragraph as the
     positive, hard negatives from the kb), scored on a sample of articles 12-23 with
-    the extractive default (k=5; the reranker orders the 5 retrieved chunks)."""
-    import random
-
+    the extractive default (k=5; the reranker orders the 5 retrieved chunks). With
+    ``--judge DIR`` nothing is trained: the reranker in DIR is scored on the held-out
+    split against the dense and the hybrid first stage."""
     from ragkit.eval import SquadDataset, evaluate_answers
     from ragkit.reranking import CrossEncoderReranker
     from ragkit.training.pipeline import finetune_reranker
@@ -286,21 +333,11 @@ def cmd_squad(args: argparse.Namespace) -> dict[str, Any]:
     began = time.perf_counter()
     with RAG(kb) as rag:
         rag.add(data.documents())
-        train_q = by_article(questions, range(12))
-        random.Random(args.seed).shuffle(train_q)
-        train_q = train_q[: args.max_pairs]
-        by_doc: dict[str, list[Any]] = defaultdict(list)
-        for chunk in kb_chunks(rag):
-            by_doc[chunk.document_id].append(chunk)
-        vectors = embed_queries(rag.embedder, [q.question for q in train_q])
-        pairs = []
-        for q, vector in zip(train_q, vectors, strict=True):
-            chunks = by_doc.get(q.document_id)
-            if not chunks:
-                continue
-            scores = rag.embedder.embed_documents([c.text for c in chunks]) @ vector
-            pairs.append(Pair(q.question, chunks[int(np.argmax(scores))].text, (), q.document_id))
+        pairs = squad_pairs(rag, questions, args)
         index_seconds = time.perf_counter() - began
+        if args.judge:
+            return {"pairs": len(pairs), "judge": args.judge,
+                    **judge_reranker(rag, pairs, args.judge, args.seed)}  # fmt: skip
         began = time.perf_counter()
         report = finetune_reranker(
             work / "reranker",
@@ -384,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     squad.add_argument("--sample", type=int, default=300)
     squad.add_argument("--k", type=int, default=5)
     squad.add_argument("--seed", type=int, default=0)
+    squad.add_argument(
+        "--judge", help="score this trained reranker folder on the held-out split only"
+    )
     add_precision(squad)
     squad.add_argument("--output")
     args = parser.parse_args(argv)

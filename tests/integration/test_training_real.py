@@ -131,6 +131,14 @@ def test_reranker_trainer_runs_and_its_folder_loads(tiny: Path, tmp_path: Path) 
         ),
     )  # fmt: skip
     assert result.steps >= 2
+    # the per-query figures the promotion resamples average to the evaluator's measures
+    from ragkit.training.train import load_cross_encoder
+
+    scores = task.reranker_evaluator(samples)(load_cross_encoder(result.path))
+    first = task.reranker_per_query(samples)
+    reranked = task.reranker_per_query(samples, load_cross_encoder(result.path))
+    assert np.mean(first) == pytest.approx(scores[task.first_stage_key], abs=1e-6)
+    assert np.mean(reranked) == pytest.approx(scores[task.reranker_key], abs=1e-6)
     reranker = CrossEncoderReranker(result.path)
     scores = reranker.score("what about lava?", [t for _, _, t in TOPICS[:3]])
     assert len(scores) == 3
@@ -192,3 +200,15 @@ def test_a_reranker_that_cannot_beat_the_kbs_own_order_is_not_written(
     assert "keep retrieving without this reranker" in report.reason
     assert not (out / "model.safetensors").exists()
     assert (out / REPORT_FILE).exists()
+
+
+def test_embedder_per_query_scores_average_to_the_evaluators_ndcg(tiny: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    held = [Pair(f"tell me about {w}", t, document_id=n) for n, w, t in TOPICS]
+    task = HeldOut.build(held, distractors=["Trains run on rails.", "Owls hunt at night."])
+    model = SentenceTransformer(str(tiny), device="cpu")
+    per_query = task.embedder_per_query(model)
+    assert len(per_query) == len(TOPICS)
+    assert len(set(per_query)) > 1  # a random tiny model finds some and misses others
+    assert np.mean(per_query) == pytest.approx(task.score_embedder(model), abs=1e-6)

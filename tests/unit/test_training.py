@@ -34,6 +34,7 @@ from ragkit.training.promote import (
     MODEL_FILE,
     REPORT_FILE,
     check_output,
+    gain_lower_bound,
     model_id_of,
     promote,
 )
@@ -304,6 +305,79 @@ def test_promotion_takes_the_trained_model_only_when_it_wins(tmp_path: Path) -> 
     assert report.model_id is None
     assert sorted(p.name for p in out2.iterdir()) == [REPORT_FILE]
     assert not (out2 / MODEL_FILE).exists()
+
+
+def test_the_gain_bound_separates_a_steady_gain_from_luck() -> None:
+    base = [0.5] * 40
+    steady = [0.55] * 40  # every query gains 0.05
+    assert gain_lower_bound(base, steady, 0.95) == pytest.approx(0.05)
+    # the same mean gain from two lucky queries out of 40 (one of them lost)
+    lucky = [0.5] * 37 + [1.0, 1.0, 0.0]
+    assert sum(lucky) / 40 - 0.5 > 0
+    assert gain_lower_bound(base, lucky, 0.95) < 0 < gain_lower_bound(base, lucky, 0.5)
+    # repeatable, and the bound rises as the confidence asked for falls
+    assert gain_lower_bound(base, lucky, 0.9) == gain_lower_bound(base, lucky, 0.9)
+    assert gain_lower_bound(base, lucky, 0.99) <= gain_lower_bound(base, lucky, 0.9)
+    with pytest.raises(ConfigurationError, match="pair up"):
+        gain_lower_bound(base, steady[:-1], 0.95)
+    with pytest.raises(ConfigurationError, match="confidence"):
+        gain_lower_bound(base, steady, 1.0)
+
+
+def test_a_held_out_gain_that_could_be_luck_keeps_the_base(tmp_path: Path) -> None:
+    trained = fake_model(tmp_path / "trained", b"new weights")
+
+    def save_base(folder: Path) -> None:
+        (folder / "model.safetensors").write_bytes(b"base weights")
+
+    base = [0.5] * 40
+    lucky = [0.5] * 38 + [1.0, 1.0]  # mean +0.025, from 2 queries of 40
+    out = tmp_path / "out"
+    report = promote(
+        kind="embedder", out=out, base="base", base_id="base-id", base_score=0.5,
+        trained=trained, trained_score=0.525, per_query=(base, lucky), confidence=0.95,
+        save_base=save_base,
+    )  # fmt: skip
+    assert not report.promoted
+    assert "could be luck" in report.reason
+    assert report.gain_lower is not None
+    assert report.gain_lower <= 0
+    assert (out / "model.safetensors").read_bytes() == b"base weights"
+    assert json.loads((out / REPORT_FILE).read_text())["confidence"] == 0.95
+
+    steady = [0.525] * 40  # the same mean gain on every query
+    report = promote(
+        kind="embedder", out=out, base="base", base_id="base-id", base_score=0.5,
+        trained=trained, trained_score=0.525, per_query=(base, steady), confidence=0.95,
+        save_base=save_base,
+    )  # fmt: skip
+    assert report.promoted
+    assert (out / "model.safetensors").read_bytes() == b"new weights"
+    assert "lower bound +0.0250 over 40 queries" in report.reason
+    with pytest.raises(ConfigurationError, match="per-query"):
+        promote(
+            kind="embedder", out=out, base="base", base_id="base-id", base_score=0.5,
+            trained=trained, trained_score=0.525, confidence=0.95, save_base=save_base,
+        )  # fmt: skip
+
+
+class ReversingEncoder:
+    """A cross-encoder stand-in that prefers the passage the first stage put last."""
+
+    def predict(self, pairs: list[tuple[str, str]]) -> list[float]:
+        return [float(i) for i in range(len(pairs))]
+
+
+def test_reranker_per_query_scores_the_first_stage_order_and_the_reranked_one() -> None:
+    samples = [
+        {"query": "a", "positive": ["p"], "documents": ["p", "x", "y"]},
+        {"query": "b", "positive": ["p"], "documents": ["x", "y", "p"]},
+        {"query": "c", "positive": ["p", "q"], "documents": ["x", "p"]},  # q was missed
+    ]
+    first = HeldOut.reranker_per_query(samples)
+    assert first == pytest.approx([1.0, 0.5, (1 / np.log2(3)) / (1 + 1 / np.log2(3))])
+    reranked = HeldOut.reranker_per_query(samples, ReversingEncoder())
+    assert reranked == pytest.approx([0.5, 1.0, 1 / (1 + 1 / np.log2(3))])
 
 
 def test_output_folder_of_the_user_is_never_emptied(tmp_path: Path) -> None:

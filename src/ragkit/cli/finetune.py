@@ -16,6 +16,7 @@ from typing import Any
 
 from ragkit.cli._options import add_precision
 from ragkit.cli.finetune_generator import add_generator_parser, run_generator
+from ragkit.training.promote import CONFIDENCE
 
 __all__ = ["add_finetune_parser", "run_finetune"]
 
@@ -46,6 +47,11 @@ def _common(parser: argparse.ArgumentParser, kb_help: str, *, defaults: dict[str
     parser.add_argument(
         "--min-gain", type=float, default=0.0, help="held-out nDCG@10 gain needed to promote"
     )
+    parser.add_argument(
+        "--confidence", type=float, default=CONFIDENCE,
+        help="how sure the held-out gain must be (bootstrap over its queries; 0: the means "
+        f"alone decide; default {CONFIDENCE})",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     add_precision(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -157,6 +163,7 @@ def _train(args: argparse.Namespace) -> int:
             heldout_fraction=args.heldout,
             max_chunks=args.max_chunks,
             min_gain=args.min_gain,
+            confidence=args.confidence,
             progress=bars,
         )
     finally:

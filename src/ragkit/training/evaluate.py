@@ -152,6 +152,28 @@ class HeldOut:
         """nDCG@10 of a ``SentenceTransformer`` on the task."""
         return float(self.embedder_evaluator()(model)[self.embedder_key])
 
+    def embedder_per_query(self, model: Any) -> list[float]:
+        """Each query's nDCG@10 under a ``SentenceTransformer`` (cosine over the pool),
+        in :attr:`queries` order: the figures the promotion decision resamples. Their
+        mean is the measure :meth:`score_embedder` reports."""
+        import numpy as np
+
+        from ragkit.eval.metrics import ndcg_at_k
+
+        ids = list(self.corpus)
+        qids = list(self.queries)
+        options = {"normalize_embeddings": True, "convert_to_numpy": True, "batch_size": 32}
+        encode_query = getattr(model, "encode_query", model.encode)
+        encode_document = getattr(model, "encode_document", model.encode)
+        docs = encode_document([self.corpus[i] for i in ids], **options)
+        queries = encode_query([self.queries[q] for q in qids], **options)
+        scores = []
+        for qid, row in zip(qids, queries @ docs.T, strict=True):
+            top = np.argsort(-row, kind="stable")[:10]
+            relevance = dict.fromkeys(self.relevant[qid], 1)
+            scores.append(ndcg_at_k(relevance, {ids[j]: float(row[j]) for j in top}, 10))
+        return scores
+
     def reranker_samples(self, rank: Ranker, depth: int = 20) -> list[dict[str, Any]]:
         """Samples for ``CrossEncoderRerankingEvaluator``: each query's ``depth`` best
         passages of the pool by the first stage ``rank(query, texts)`` (best first), and
@@ -179,6 +201,28 @@ class HeldOut:
             show_progress_bar=False,
             write_csv=False,
         )
+
+    @staticmethod
+    def reranker_per_query(samples: list[dict[str, Any]], model: Any = None) -> list[float]:
+        """Each sample's nDCG@10: its documents in the first stage's order
+        (``model=None``) or reordered by the cross-encoder ``model``. A positive the
+        first stage missed counts as not found either way."""
+        from ragkit.eval.metrics import ndcg_at_k
+
+        scores = []
+        for sample in samples:
+            docs = sample["documents"]
+            positives = set(sample["positive"])
+            if model is None or not docs:
+                order = {str(i): float(-i) for i in range(len(docs))}
+            else:
+                predicted = model.predict([(sample["query"], d) for d in docs])
+                order = {str(i): float(v) for i, v in enumerate(predicted)}
+            relevance = {str(i): 1 for i, d in enumerate(docs) if d in positives}
+            missed = positives.difference(docs)
+            relevance.update({f"missed{j}": 1 for j in range(len(missed))})
+            scores.append(ndcg_at_k(relevance, order, 10))
+        return scores
 
     @property
     def reranker_key(self) -> str:

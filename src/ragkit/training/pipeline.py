@@ -37,7 +37,13 @@ from ragkit.training.pairs import (
     read_pairs,
     synthetic_pairs,
 )
-from ragkit.training.promote import WORK_DIR, FinetuneReport, check_output, promote
+from ragkit.training.promote import (
+    CONFIDENCE,
+    WORK_DIR,
+    FinetuneReport,
+    check_output,
+    promote,
+)
 from ragkit.training.train import (
     TrainConfig,
     load_cross_encoder,
@@ -162,6 +168,7 @@ def finetune_embedder(
     heldout_pool: int = 1000,
     max_chunks: int | None = None,
     min_gain: float = 0.0,
+    confidence: float = CONFIDENCE,
     progress: Progress | None = None,
 ) -> FinetuneReport:
     """Fine-tune an embedder and put the winner (trained or base) in ``out``.
@@ -184,6 +191,9 @@ def finetune_embedder(
             epoch embeds them once with the model being trained.
         max_chunks: synthetic pairs from at most this many chunks (sampled).
         min_gain: how much the held-out nDCG@10 must rise for the model to be promoted.
+        confidence: how sure that rise must be: the one-sided lower bound of the
+            per-query gain at this confidence (paired bootstrap) must exceed
+            ``min_gain`` too; 0 lets the means alone decide.
         progress: called with ``(step, done, total)``.
 
     Returns:
@@ -214,7 +224,7 @@ def finetune_embedder(
     st = require("sentence_transformers", extra="train", purpose="ragkit.training")
     began = time.perf_counter()
     base_model = st.SentenceTransformer(base_ref, device="cpu")
-    base_score = task.score_embedder(base_model)
+    base_scores = task.embedder_per_query(base_model)
     times["evaluate_base"] = time.perf_counter() - began
     work = folder / WORK_DIR
     try:
@@ -222,10 +232,17 @@ def finetune_embedder(
             train, task, base=base_ref, work=work, config=config, progress=progress
         )
         times["train"] = result.seconds
+        began = time.perf_counter()
+        trained_scores = task.embedder_per_query(
+            st.SentenceTransformer(str(result.path), device="cpu")
+        )
+        times["evaluate_trained"] = time.perf_counter() - began
         report = promote(
             kind="embedder", out=folder, base=str(base or base_id), base_id=base_id,
-            base_score=base_score, trained=result.path, trained_score=result.score,
-            min_gain=min_gain, save_base=lambda d: base_model.save_pretrained(str(d)),
+            base_score=_mean(base_scores), trained=result.path,
+            trained_score=_mean(trained_scores), min_gain=min_gain,
+            per_query=(base_scores, trained_scores), confidence=confidence,
+            save_base=lambda d: base_model.save_pretrained(str(d)),
             pairs=_counts(all_pairs, train, heldout, pairs, synthetic),
             settings={**asdict(config), "negative_rules": asdict(rules)},
             seconds={**times, "steps": result.steps,
@@ -235,6 +252,10 @@ def finetune_embedder(
         shutil.rmtree(work, ignore_errors=True)
     logger.info("%s", report)
     return report
+
+
+def _mean(scores: Sequence[float]) -> float:
+    return sum(scores) / len(scores)
 
 
 def _counts(
@@ -280,6 +301,7 @@ def finetune_reranker(
     heldout_pool: int = 1000,
     max_chunks: int | None = None,
     min_gain: float = 0.0,
+    confidence: float = CONFIDENCE,
     depth: int = 20,
     first_stage: str | None = None,
     progress: Progress | None = None,
@@ -327,14 +349,13 @@ def finetune_reranker(
     require("sentence_transformers", extra="train", purpose="ragkit.training")
     began = time.perf_counter()
     samples = task.reranker_samples(pool_ranker(embedder, first_stage, depth), depth)
-    evaluator = task.reranker_evaluator(samples)
     trained_head = base is not None and _has_head(base_ref)
     save_base = None
     base_model = load_cross_encoder(base_ref)
-    scores = evaluator(base_model)
-    base_score = float(scores[task.first_stage_key])
+    base_scores = task.reranker_per_query(samples)
     if trained_head:
-        base_score = max(base_score, float(scores[task.reranker_key]))
+        head_scores = task.reranker_per_query(samples, base_model)
+        base_scores = max(base_scores, head_scores, key=_mean)
 
         def save_base(d: Path) -> None:
             base_model.save_pretrained(str(d))
@@ -346,10 +367,15 @@ def finetune_reranker(
             train, task, samples, base=base_ref, work=work, config=config, progress=progress
         )
         times["train"] = result.seconds
+        began = time.perf_counter()
+        trained_scores = task.reranker_per_query(samples, load_cross_encoder(result.path))
+        times["evaluate_trained"] = time.perf_counter() - began
         report = promote(
             kind="reranker", out=folder, base=base_ref, base_id=base_ref,
-            base_score=base_score, trained=result.path, trained_score=result.score,
-            min_gain=min_gain, save_base=save_base,
+            base_score=_mean(base_scores), trained=result.path,
+            trained_score=_mean(trained_scores), min_gain=min_gain,
+            per_query=(base_scores, trained_scores), confidence=confidence,
+            save_base=save_base,
             pairs=_counts(all_pairs, train, heldout, pairs, synthetic),
             settings={**asdict(config), "negative_rules": asdict(rules), "depth": depth,
                       "first_stage": first_stage},

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,11 +23,13 @@ from typing import Any, Literal
 from ragkit.errors import ConfigurationError
 
 __all__ = [
+    "CONFIDENCE",
     "MODEL_FILE",
     "REPORT_FILE",
     "WORK_DIR",
     "FinetuneReport",
     "check_output",
+    "gain_lower_bound",
     "model_id_of",
     "promote",
     "weights_digest",
@@ -56,6 +59,9 @@ class FinetuneReport:
         pairs: counts (``train``, ``heldout``, ``with_negatives``, ``source``).
         settings: the training settings.
         seconds: wall time per step.
+        confidence: the confidence of the gain's lower bound (0: not asked for).
+        gain_lower: the held-out gain's one-sided lower bound at ``confidence``
+            (paired bootstrap over the held-out queries), or None.
     """
 
     kind: Kind
@@ -68,6 +74,8 @@ class FinetuneReport:
     pairs: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    confidence: float = 0.0
+    gain_lower: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +86,44 @@ class FinetuneReport:
             f"{self.kind} {verdict}: held-out nDCG@10 {self.trained_score:.4f} trained vs "
             f"{self.base_score:.4f} base. {self.reason}"
         )
+
+
+#: Bootstrap resamples behind :func:`gain_lower_bound`.
+RESAMPLES = 2000
+#: The default confidence the held-out gain needs before a model is promoted (a
+#: one-sided 95 % bound), fixed before synthetic seeds 3-5 of
+#: ``docs/benchmarks/finetune.md`` ran.
+CONFIDENCE = 0.95
+
+
+def gain_lower_bound(
+    base: Sequence[float], trained: Sequence[float], confidence: float, *, seed: int = 0
+) -> float:
+    """The one-sided lower bound at ``confidence`` of the mean per-query gain
+    ``trained - base``, by paired bootstrap over the queries (:data:`RESAMPLES`
+    resamples, repeatable for a ``seed``).
+
+    A handful of held-out queries can show a gain that is only luck: a model promoted
+    on it may rank new queries worse. The bound says how small the gain could
+    plausibly be.
+
+    Raises:
+        ConfigurationError: the two lists differ in length or are empty, or
+            ``confidence`` is not in (0, 1).
+    """
+    if not 0 < confidence < 1:
+        raise ConfigurationError(f"confidence must be between 0 and 1, got {confidence}")
+    if len(base) != len(trained) or not base:
+        raise ConfigurationError(
+            f"per-query scores must pair up: {len(base)} base and {len(trained)} trained"
+        )
+    import numpy as np
+
+    gains = np.asarray(trained, dtype=np.float64) - np.asarray(base, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(gains), size=(RESAMPLES, len(gains)))
+    means = gains[picks].mean(axis=1)
+    return float(np.quantile(means, 1 - confidence))
 
 
 def weights_digest(folder: Path) -> str:
@@ -159,6 +205,8 @@ def promote(
     trained: Path,
     trained_score: float,
     min_gain: float = 0.0,
+    per_query: tuple[Sequence[float], Sequence[float]] | None = None,
+    confidence: float = 0.0,
     save_base: Any = None,
     pairs: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
@@ -166,7 +214,9 @@ def promote(
 ) -> FinetuneReport:
     """Put the winner in ``out`` and write the report.
 
-    The trained model wins when ``trained_score > base_score + min_gain``.
+    The trained model wins when ``trained_score > base_score + min_gain`` and, when
+    ``confidence`` is above 0, the gain's lower bound at that confidence (see
+    :func:`gain_lower_bound`) is above ``min_gain`` too.
 
     Args:
         kind: ``"embedder"`` or ``"reranker"``.
@@ -177,6 +227,8 @@ def promote(
         trained: the trained model folder.
         trained_score: its held-out nDCG@10.
         min_gain: how much better the trained model must be.
+        per_query: (base, trained) nDCG@10 of each held-out query, for the bound.
+        confidence: how sure the gain must be (0: the means alone decide).
         save_base: called with ``out`` to save the base there when it wins (None:
             no model is written, as for a reranker without a trained base).
         pairs, settings, seconds: recorded in the report.
@@ -185,8 +237,16 @@ def promote(
     folder.mkdir(parents=True, exist_ok=True)
     _clear(folder)
     won = trained_score > base_score + min_gain
+    lower: float | None = None
+    bound = ""
+    if confidence > 0:
+        if per_query is None:
+            raise ConfigurationError("a confidence needs the per-query scores (per_query)")
+        lower = gain_lower_bound(*per_query, confidence)
+        bound = f" (its {confidence:.0%} lower bound {lower:+.4f} over {len(per_query[0])} queries)"
+    sure = lower is None or lower > min_gain
     model_id: str | None
-    if won:
+    if won and sure:
         for child in trained.iterdir():
             target = folder / child.name
             if child.is_dir():
@@ -196,14 +256,20 @@ def promote(
         model_id = f"ragkit-finetuned/{_base_name(base)}-{kind}-{weights_digest(folder)}"
         reason = (
             f"the trained {kind} beats the base on the held-out documents by "
-            f"{trained_score - base_score:+.4f} nDCG@10"
+            f"{trained_score - base_score:+.4f} nDCG@10{bound}"
         )
     else:
         gap = trained_score - base_score
-        reason = (
-            f"the trained {kind} does not beat the base on the held-out documents "
-            f"({gap:+.4f} nDCG@10, needed more than {min_gain:+.4f}); "
-        )
+        if won:
+            reason = (
+                f"the trained {kind}'s held-out gain could be luck ({gap:+.4f} nDCG@10"
+                f"{bound}, needed more than {min_gain:+.4f}); "
+            )
+        else:
+            reason = (
+                f"the trained {kind} does not beat the base on the held-out documents "
+                f"({gap:+.4f} nDCG@10, needed more than {min_gain:+.4f}); "
+            )
         if save_base is not None:
             save_base(folder)
             model_id = base_id
@@ -214,7 +280,7 @@ def promote(
     report = FinetuneReport(
         kind=kind,
         base=base,
-        promoted=won,
+        promoted=won and sure,
         reason=reason,
         base_score=base_score,
         trained_score=trained_score,
@@ -222,11 +288,13 @@ def promote(
         pairs=dict(pairs or {}),
         settings=dict(settings or {}),
         seconds=dict(seconds or {}),
+        confidence=confidence,
+        gain_lower=lower,
     )
     if model_id is not None:
         _write_json(
             folder / MODEL_FILE,
-            {"model_id": model_id, "kind": kind, "base": base, "promoted": won},
+            {"model_id": model_id, "kind": kind, "base": base, "promoted": report.promoted},
         )
     _write_json(folder / REPORT_FILE, report.to_dict())
     return report
