@@ -291,11 +291,14 @@ def squad_pairs(rag: RAG, questions: list[Any], args: argparse.Namespace) -> lis
 
 
 def judge_reranker(rag: RAG, pairs: list[Pair], folder: str, seed: int) -> dict[str, Any]:
-    """Held-out nDCG@10 of a trained reranker against each first stage, on the split a
-    training run with these pairs and ``seed`` holds out (no training)."""
+    """A trained reranker judged as a training run with these pairs and ``seed`` would
+    judge it (no training): held-out nDCG@10 against the dense and the hybrid first
+    stage, alone and at its best mix weight, and the promotion decision against the
+    kb's own (hybrid) order."""
     from ragkit.training.evaluate import pool_ranker
     from ragkit.training.negatives import NegativeRules
     from ragkit.training.pipeline import _prepare
+    from ragkit.training.promote import CONFIDENCE, gain_lower_bound
     from ragkit.training.train import load_cross_encoder
 
     _train, _held, task, _corpus = _prepare(
@@ -306,22 +309,45 @@ def judge_reranker(rag: RAG, pairs: list[Pair], folder: str, seed: int) -> dict[
     result: dict[str, Any] = {"heldout_queries": len(task.queries)}
     for stage in ("dense", "hybrid"):
         samples = task.reranker_samples(pool_ranker(rag.embedder, stage, 20), 20)
-        scores = task.reranker_evaluator(samples)(model)
+        predictions = task.reranker_predictions(samples, model)
+        first = task.reranker_per_query(samples)
+        alone = task.reranker_per_query(samples, predictions)
+        weight, mixed = task.best_weight(samples, predictions)
+        gain = float(np.mean(mixed) - np.mean(first))
+        lower = gain_lower_bound(first, mixed, CONFIDENCE)
         result[stage] = {
-            "first_stage": float(scores[task.first_stage_key]),
-            "reranker": float(scores[task.reranker_key]),
+            "first_stage": float(np.mean(first)),
+            "reranker": float(np.mean(alone)),
+            "weight": weight,
+            "mixed": float(np.mean(mixed)),
+            "gain_lower": lower,
+            "promoted": gain > 0 and lower > 0,
         }
         print(f"  judged against {stage}: {result[stage]}", file=sys.stderr, flush=True)
     return result
+
+
+def score_answers(kb: Path, questions: list[Any], args: argparse.Namespace, **rerank: Any) -> Any:
+    """The extractive default on a sample of articles 12-23's questions (k = ``--k``)."""
+    from ragkit.eval import evaluate_answers
+
+    held = by_article(questions, range(12, 24))
+    began = time.perf_counter()
+    with RAG(kb, fetch_k=args.k, **rerank) as rag:
+        answers = evaluate_answers(rag, held, k=args.k, sample=args.sample, seed=0)
+    metrics = {**answers.metrics(), "seconds": round(time.perf_counter() - began, 1)}
+    print(f"  {rerank or 'base'}: {metrics} (load {load()})", file=sys.stderr, flush=True)
+    return metrics
 
 
 def cmd_squad(args: argparse.Namespace) -> dict[str, Any]:
     """A cross-encoder trained on the questions of articles 00-11 (gold paragraph as the
     positive, hard negatives from the kb), scored on a sample of articles 12-23 with
     the extractive default (k=5; the reranker orders the 5 retrieved chunks). With
-    ``--judge DIR`` nothing is trained: the reranker in DIR is scored on the held-out
-    split against the dense and the hybrid first stage."""
-    from ragkit.eval import SquadDataset, evaluate_answers
+    ``--judge DIR`` nothing is trained: the reranker in DIR is judged on the held-out
+    split (:func:`judge_reranker`), and both it (at the weight the hybrid judgement
+    chose) and the base are scored on test."""
+    from ragkit.eval import SquadDataset
     from ragkit.reranking import CrossEncoderReranker
     from ragkit.training.pipeline import finetune_reranker
 
@@ -331,43 +357,34 @@ def cmd_squad(args: argparse.Namespace) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     kb = work / "kb"
     began = time.perf_counter()
+    result: dict[str, Any] = {}
     with RAG(kb) as rag:
         rag.add(data.documents())
         pairs = squad_pairs(rag, questions, args)
-        index_seconds = time.perf_counter() - began
+        result.update(pairs=len(pairs), index_seconds=round(time.perf_counter() - began, 1))
+        began = time.perf_counter()
         if args.judge:
-            return {"pairs": len(pairs), "judge": args.judge,
-                    **judge_reranker(rag, pairs, args.judge, args.seed)}  # fmt: skip
-        began = time.perf_counter()
-        report = finetune_reranker(
-            work / "reranker",
-            pairs=pairs,
-            kb=rag,
-            config=TrainConfig(
-                epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                negatives=args.negatives, seed=args.seed, precision=args.precision,
-            ),
-            progress=progress_printer(),
-        )  # fmt: skip
-        train_seconds = time.perf_counter() - began
-    print(report, file=sys.stderr, flush=True)
-    result: dict[str, Any] = {
-        "pairs": len(pairs),
-        "index_seconds": round(index_seconds, 1),
-        "finetune_seconds": round(train_seconds, 1),
-        "report": report.to_dict(),
-        "load_after_finetune": load(),
-    }
-    held = by_article(questions, range(12, 24))
-    runs = {"base": None}
-    if report.promoted:
-        runs["reranker"] = CrossEncoderReranker(work / "reranker")
-    for name, reranker in runs.items():
-        began = time.perf_counter()
-        with RAG(kb, reranker=reranker, fetch_k=args.k) as rag:
-            answers = evaluate_answers(rag, held, k=args.k, sample=args.sample, seed=0)
-        result[name] = {**answers.metrics(), "seconds": round(time.perf_counter() - began, 1)}
-        print(f"  {name}: {answers.metrics()} (load {load()})", file=sys.stderr, flush=True)
+            result.update(judge=args.judge, **judge_reranker(rag, pairs, args.judge, args.seed))
+        else:
+            report = finetune_reranker(
+                work / "reranker", pairs=pairs, kb=rag,
+                config=TrainConfig(
+                    epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                    negatives=args.negatives, seed=args.seed, precision=args.precision,
+                ),
+                progress=progress_printer(),
+            )  # fmt: skip
+            print(report, file=sys.stderr, flush=True)
+            result["report"] = report.to_dict()
+        result.update(finetune_seconds=round(time.perf_counter() - began, 1), load=load())
+    result["base"] = score_answers(kb, questions, args)
+    if args.judge:
+        weight = result["hybrid"]["weight"]
+        reranker = CrossEncoderReranker(args.judge, weight=weight)
+        result[f"reranker-weight-{weight}"] = score_answers(kb, questions, args, reranker=reranker)
+    elif report.promoted:
+        reranker = CrossEncoderReranker(work / "reranker")
+        result["reranker"] = score_answers(kb, questions, args, reranker=reranker)
     return result
 
 

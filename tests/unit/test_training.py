@@ -244,11 +244,12 @@ def test_the_pool_is_ranked_as_a_kb_with_that_retrieval_ranks_it(
     query = "where does glacier meltwater go?"
     with RAG(tmp_path / "kb", store="memory", embedder=FakeEmbedder(), retrieval=retrieval) as kb:
         kb.add([Document(text=t, source=f"d{i}.txt") for i, t in enumerate(POOL)])
-        expected = [hit.chunk.text for hit in kb.retrieve(query, k=4)]
+        expected = [(hit.chunk.text, hit.score) for hit in kb.retrieve(query, k=4)]
     ranked = pool_ranker(FakeEmbedder(), retrieval, k=4)(query, POOL)
-    assert ranked == expected
+    assert [text for text, _ in ranked] == [text for text, _ in expected]
+    assert [score for _, score in ranked] == pytest.approx([score for _, score in expected])
     if retrieval == "keyword":
-        assert ranked[0] == POOL[1]  # the only passage holding both query words
+        assert ranked[0][0] == POOL[1]  # the only passage holding both query words
 
 
 def test_an_unknown_first_stage_is_refused() -> None:
@@ -361,23 +362,33 @@ def test_a_held_out_gain_that_could_be_luck_keeps_the_base(tmp_path: Path) -> No
         )  # fmt: skip
 
 
-class ReversingEncoder:
-    """A cross-encoder stand-in that prefers the passage the first stage put last."""
-
-    def predict(self, pairs: list[tuple[str, str]]) -> list[float]:
-        return [float(i) for i in range(len(pairs))]
-
-
 def test_reranker_per_query_scores_the_first_stage_order_and_the_reranked_one() -> None:
     samples = [
-        {"query": "a", "positive": ["p"], "documents": ["p", "x", "y"]},
-        {"query": "b", "positive": ["p"], "documents": ["x", "y", "p"]},
-        {"query": "c", "positive": ["p", "q"], "documents": ["x", "p"]},  # q was missed
+        {"query": "a", "positive": ["p"], "documents": ["p", "x", "y"], "scores": [3, 2, 1]},
+        {"query": "b", "positive": ["p"], "documents": ["x", "y", "p"], "scores": [3, 2, 1]},
+        # q was missed by the first stage
+        {"query": "c", "positive": ["p", "q"], "documents": ["x", "p"], "scores": [2, 1]},
     ]
     first = HeldOut.reranker_per_query(samples)
     assert first == pytest.approx([1.0, 0.5, (1 / np.log2(3)) / (1 + 1 / np.log2(3))])
-    reranked = HeldOut.reranker_per_query(samples, ReversingEncoder())
+    reverse = [[0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [0.0, 1.0]]  # prefers what came last
+    reranked = HeldOut.reranker_per_query(samples, reverse)
     assert reranked == pytest.approx([0.5, 1.0, 1 / (1 + 1 / np.log2(3))])
+
+
+def test_the_mix_weight_is_chosen_where_reranker_and_first_stage_together_do_best() -> None:
+    samples = [  # the first stage is right here and the reranker wrong...
+        {"query": "a", "positive": ["p"], "documents": ["p", "x", "y"], "scores": [3, 2, 1]},
+        # ... and here the first stage barely misses while the reranker is sure
+        {"query": "b", "positive": ["p"], "documents": ["x", "p", "y"], "scores": [3, 2.9, 0]},
+    ]
+    predictions = [[1.0, 2.0, 3.0], [0.0, 1.0, 0.5]]
+    alone = HeldOut.reranker_per_query(samples, predictions, 1.0)
+    assert alone[0] == pytest.approx(0.5)
+    assert HeldOut.reranker_per_query(samples)[1] < 1.0
+    weight, per_query = HeldOut.best_weight(samples, predictions)
+    assert per_query == pytest.approx([1.0, 1.0])
+    assert weight == 0.5  # the largest weight at which both come first
 
 
 def test_output_folder_of_the_user_is_never_emptied(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from ragkit._deps import require
 from ragkit._models import shared_model
 from ragkit._quiet import quiet_loading
 from ragkit.errors import ConfigurationError
+from ragkit.reranking._mix import mix_scores
 from ragkit.types import ScoredChunk
 
 __all__ = ["CrossEncoderReranker"]
@@ -40,6 +41,18 @@ def _is_local_path(model: str | os.PathLike[str]) -> bool:
         or model.count("/") > 1
         or "\\" in model
     )
+
+
+def _recorded_weight(folder: Path) -> float | None:
+    """The mix weight ``ragkit finetune reranker`` recorded in ``folder``, if any."""
+    import json
+
+    try:
+        data = json.loads((folder / "ragkit_model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    weight = data.get("weight") if isinstance(data, dict) else None
+    return float(weight) if isinstance(weight, (int, float)) and 0 <= weight <= 1 else None
 
 
 class CrossEncoderReranker:
@@ -69,6 +82,11 @@ class CrossEncoderReranker:
             sigmoid for one-output models, giving scores in 0..1), ``"sigmoid"``, or
             ``"none"`` (raw logits). The order is the same either way.
         model_kwargs: passed to ``CrossEncoder`` as keyword arguments.
+        weight: share of the cross-encoder in the final order: 1 ranks by it alone;
+            below 1 its scores are mixed with the retriever's, each standardized over
+            the hits (``(1 - weight) * z(retriever) + weight * z(cross-encoder)``, as
+            :class:`BM25Reranker` does). ``None``: the weight recorded in a folder
+            from ``ragkit finetune reranker`` (chosen on its held-out split), else 1.
 
     Raises:
         ConfigurationError: a setting is invalid, or ``model`` is a local path that does
@@ -84,7 +102,10 @@ class CrossEncoderReranker:
         device: str = "cpu",
         activation: Activation = "default",
         model_kwargs: dict[str, Any] | None = None,
+        weight: float | None = None,
     ) -> None:
+        if weight is not None and not 0.0 <= weight <= 1.0:
+            raise ConfigurationError(f"weight must be between 0 and 1, got {weight}")
         if batch_size <= 0:
             raise ConfigurationError(f"batch_size must be positive, got {batch_size}")
         if max_length is not None and max_length <= 0:
@@ -108,8 +129,11 @@ class CrossEncoderReranker:
                     "CrossEncoder(...).save(path) or save_pretrained(path)."
                 )
             self.model_name = str(path)
+            if weight is None:
+                weight = _recorded_weight(path)
         else:
             self.model_name = str(model)
+        self.weight = 1.0 if weight is None else weight
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device
@@ -195,13 +219,16 @@ class CrossEncoderReranker:
         return [float(s) for s in scores]
 
     def rerank(self, query: str, hits: Sequence[ScoredChunk], k: int) -> list[ScoredChunk]:
-        """The ``k`` hits the cross-encoder scores highest, best first, with its scores.
+        """The ``k`` hits the cross-encoder scores highest, best first, with its scores
+        (with a ``weight`` below 1: the best by the mixed score, with that score).
 
         Ties keep the retriever's order.
         """
         if k <= 0 or not hits:
             return []
         scores = self.score(query, [hit.chunk.text for hit in hits])
+        if self.weight < 1.0:
+            return mix_scores(hits, scores, self.weight, k)
         order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))[:k]
         logger.debug("cross-encoder rerank %r: %d hits -> %d", query, len(hits), len(order))
         return [ScoredChunk(hits[i].chunk, scores[i]) for i in order]

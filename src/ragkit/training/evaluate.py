@@ -21,11 +21,17 @@ from typing import Any
 
 from ragkit.errors import ConfigurationError
 from ragkit.training.pairs import Pair
+from ragkit.types import ScoredChunk
 
-#: A first stage: ``rank(query, texts)`` -> the texts it would hand a reranker, best first.
-Ranker = Callable[[str, list[str]], list[str]]
+#: A first stage: ``rank(query, texts)`` -> the (text, score) pairs it would hand a
+#: reranker, best first.
+Ranker = Callable[[str, list[str]], list[tuple[str, float]]]
 
-__all__ = ["HeldOut", "pool_ranker", "split_by_document"]
+#: The mix weights a trained reranker is tried at on the held-out split (see
+#: :meth:`HeldOut.best_weight`): 1 is the reranker alone.
+WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+__all__ = ["WEIGHTS", "HeldOut", "pool_ranker", "split_by_document"]
 
 #: The held-out measure: nDCG@10 over the pool (the metric the benchmarks report).
 METRIC = "ndcg@10"
@@ -176,14 +182,19 @@ class HeldOut:
 
     def reranker_samples(self, rank: Ranker, depth: int = 20) -> list[dict[str, Any]]:
         """Samples for ``CrossEncoderRerankingEvaluator``: each query's ``depth`` best
-        passages of the pool by the first stage ``rank(query, texts)`` (best first), and
-        its positives (a positive the first stage missed stays missed)."""
+        passages of the pool by the first stage ``rank(query, texts)`` (best first, with
+        its scores under ``"scores"``), and its positives (a positive the first stage
+        missed stays missed)."""
         texts = list(self.corpus.values())
         samples = []
         for qid, query in self.queries.items():
             ranked = rank(query, texts)[:depth]
             positives = [self.corpus[pid] for pid in sorted(self.relevant[qid])]
-            samples.append({"query": query, "positive": positives, "documents": ranked})
+            samples.append({
+                "query": query, "positive": positives,
+                "documents": [text for text, _ in ranked],
+                "scores": [score for _, score in ranked],
+            })  # fmt: skip
         return samples
 
     def reranker_evaluator(self, samples: list[dict[str, Any]]) -> Any:
@@ -203,26 +214,69 @@ class HeldOut:
         )
 
     @staticmethod
-    def reranker_per_query(samples: list[dict[str, Any]], model: Any = None) -> list[float]:
+    def reranker_predictions(samples: list[dict[str, Any]], model: Any) -> list[list[float]]:
+        """The cross-encoder ``model``'s score of each sample's documents."""
+        return [
+            [float(v) for v in model.predict([(s["query"], d) for d in s["documents"]])]
+            if s["documents"]
+            else []
+            for s in samples
+        ]
+
+    @staticmethod
+    def reranker_per_query(
+        samples: list[dict[str, Any]],
+        predictions: list[list[float]] | None = None,
+        weight: float = 1.0,
+    ) -> list[float]:
         """Each sample's nDCG@10: its documents in the first stage's order
-        (``model=None``) or reordered by the cross-encoder ``model``. A positive the
-        first stage missed counts as not found either way."""
+        (``predictions=None``), or by the reranker's ``predictions`` mixed with the
+        first stage's scores at ``weight`` as ``CrossEncoderReranker(weight=...)``
+        mixes them. A positive the first stage missed counts as not found."""
         from ragkit.eval.metrics import ndcg_at_k
+        from ragkit.reranking._mix import mix_scores
+        from ragkit.types import Chunk
 
         scores = []
-        for sample in samples:
+        for i, sample in enumerate(samples):
             docs = sample["documents"]
             positives = set(sample["positive"])
-            if model is None or not docs:
-                order = {str(i): float(-i) for i in range(len(docs))}
-            else:
-                predicted = model.predict([(sample["query"], d) for d in docs])
-                order = {str(i): float(v) for i, v in enumerate(predicted)}
-            relevance = {str(i): 1 for i, d in enumerate(docs) if d in positives}
+            order = {str(j): float(-j) for j in range(len(docs))}
+            if predictions is not None and docs:
+                hits = [
+                    ScoredChunk(Chunk(str(j), d, "", "", 0, len(d)), float(score))
+                    for j, (d, score) in enumerate(zip(docs, sample["scores"], strict=True))
+                ]
+                if weight < 1.0:
+                    ranked = [
+                        hit.chunk.id for hit in mix_scores(hits, predictions[i], weight, len(hits))
+                    ]
+                else:  # the reranker alone; ties keep the first stage's order
+                    ranked = [
+                        str(j)
+                        for j in sorted(range(len(docs)), key=lambda j: (-predictions[i][j], j))
+                    ]
+                # scores from positions: equal scores would be ordered by id (trec_eval)
+                order = {cid: float(-r) for r, cid in enumerate(ranked)}
+            relevance = {str(j): 1 for j, d in enumerate(docs) if d in positives}
             missed = positives.difference(docs)
             relevance.update({f"missed{j}": 1 for j in range(len(missed))})
             scores.append(ndcg_at_k(relevance, order, 10))
         return scores
+
+    @classmethod
+    def best_weight(
+        cls, samples: list[dict[str, Any]], predictions: list[list[float]]
+    ) -> tuple[float, list[float]]:
+        """The mix weight of :data:`WEIGHTS` with the best mean nDCG@10 (the larger
+        weight on a tie) and its per-query scores."""
+        best: tuple[float, list[float]] | None = None
+        for weight in WEIGHTS:
+            per_query = cls.reranker_per_query(samples, predictions, weight)
+            if best is None or sum(per_query) >= sum(best[1]):
+                best = (weight, per_query)
+        assert best is not None
+        return best
 
     @property
     def reranker_key(self) -> str:
@@ -235,7 +289,7 @@ class HeldOut:
 
 def pool_ranker(embedder: Any, retrieval: str = "hybrid", k: int = 20) -> Ranker:
     """A first stage that ranks the pool as a kb with ``embedder`` and ``retrieval``
-    ranks its chunks, for :meth:`HeldOut.reranker_samples`.
+    ranks its chunks, for :meth:`HeldOut.reranker_samples`: (text, score) pairs.
 
     The pool's texts become an in-memory kb of one chunk each (a
     :class:`~ragkit.stores.MemoryStore` and a :class:`~ragkit.retrieval.KeywordIndex`),
@@ -255,12 +309,12 @@ def pool_ranker(embedder: Any, retrieval: str = "hybrid", k: int = 20) -> Ranker
     check_retrieval(retrieval)
     built: dict[tuple[str, ...], Any] = {}
 
-    def rank(query: str, texts: list[str]) -> list[str]:
+    def rank(query: str, texts: list[str]) -> list[tuple[str, float]]:
         key = tuple(texts)
         if key not in built:
             built.clear()
             built[key] = _pool_retriever(embedder, retrieval, texts, build_retriever)
-        return [hit.chunk.text for hit in built[key].retrieve(query, k)]
+        return [(hit.chunk.text, hit.score) for hit in built[key].retrieve(query, k)]
 
     return rank
 

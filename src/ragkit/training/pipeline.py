@@ -353,9 +353,13 @@ def finetune_reranker(
     save_base = None
     base_model = load_cross_encoder(base_ref)
     base_scores = task.reranker_per_query(samples)
+    base_info: dict[str, Any] = {}
     if trained_head:
-        head_scores = task.reranker_per_query(samples, base_model)
-        base_scores = max(base_scores, head_scores, key=_mean)
+        head_weight, head_scores = task.best_weight(
+            samples, task.reranker_predictions(samples, base_model)
+        )
+        if _mean(head_scores) > _mean(base_scores):
+            base_scores, base_info = head_scores, {"weight": head_weight}
 
         def save_base(d: Path) -> None:
             base_model.save_pretrained(str(d))
@@ -368,17 +372,19 @@ def finetune_reranker(
         )
         times["train"] = result.seconds
         began = time.perf_counter()
-        trained_scores = task.reranker_per_query(samples, load_cross_encoder(result.path))
+        weight, trained_scores = task.best_weight(
+            samples, task.reranker_predictions(samples, load_cross_encoder(result.path))
+        )
         times["evaluate_trained"] = time.perf_counter() - began
         report = promote(
             kind="reranker", out=folder, base=base_ref, base_id=base_ref,
             base_score=_mean(base_scores), trained=result.path,
             trained_score=_mean(trained_scores), min_gain=min_gain,
             per_query=(base_scores, trained_scores), confidence=confidence,
-            save_base=save_base,
+            save_base=save_base, recorded=(base_info, {"weight": weight}),
             pairs=_counts(all_pairs, train, heldout, pairs, synthetic),
             settings={**asdict(config), "negative_rules": asdict(rules), "depth": depth,
-                      "first_stage": first_stage},
+                      "first_stage": first_stage, "weight": weight},
             seconds={**times, "steps": result.steps,
                      "seconds_per_1000_pairs": 1000 * result.seconds / max(1, len(train))},
         )  # fmt: skip

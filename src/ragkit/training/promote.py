@@ -208,6 +208,7 @@ def promote(
     per_query: tuple[Sequence[float], Sequence[float]] | None = None,
     confidence: float = 0.0,
     save_base: Any = None,
+    recorded: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
     pairs: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
     seconds: dict[str, float] | None = None,
@@ -231,6 +232,8 @@ def promote(
         confidence: how sure the gain must be (0: the means alone decide).
         save_base: called with ``out`` to save the base there when it wins (None:
             no model is written, as for a reranker without a trained base).
+        recorded: what ``ragkit_model.json`` also records when the (base, trained)
+            model wins, such as a reranker's mix weight.
         pairs, settings, seconds: recorded in the report.
     """
     folder = Path(out)
@@ -294,7 +297,13 @@ def promote(
     if model_id is not None:
         _write_json(
             folder / MODEL_FILE,
-            {"model_id": model_id, "kind": kind, "base": base, "promoted": report.promoted},
+            {
+                **recorded[report.promoted],
+                "model_id": model_id,
+                "kind": kind,
+                "base": base,
+                "promoted": report.promoted,
+            },
         )
     _write_json(folder / REPORT_FILE, report.to_dict())
     return report
