@@ -7,8 +7,9 @@ Streaming, disconnects and the Python client run against a real uvicorn in
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ragkit.backends.keys import create_key
 from ragkit.backends.local_catalog import LocalCatalog
 from ragkit.server import ServerSettings, create_app
 from ragkit.server.testing import fake_opener
+from ragkit.testing import FakeEmbedder
 from ragkit.types import document_id
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +53,7 @@ class Api:
             time.sleep(0.02)
 
 
-def _make(tmp_path: Path, **settings: Any) -> Iterator[Api]:
+def _make(tmp_path: Path, open_rag: Any = None, **settings: Any) -> Iterator[Api]:
     root = tmp_path / "kbs"
     catalog = LocalCatalog(root)
     keys = {}
@@ -61,7 +63,7 @@ def _make(tmp_path: Path, **settings: Any) -> Iterator[Api]:
     revoked, keys["revoked"] = create_key(catalog, "acme", ("admin",))
     catalog.revoke_key(revoked.id)
     options: dict[str, Any] = {"kb": str(root), "rate_limit": 0, **settings}
-    app = create_app(ServerSettings(**options), catalog=catalog, open_rag=fake_opener())
+    app = create_app(ServerSettings(**options), catalog=catalog, open_rag=open_rag or fake_opener())
     with TestClient(app) as client:
         yield Api(client, keys, catalog, tmp_path)
 
@@ -431,8 +433,28 @@ def test_jobs_are_saved_for_other_workers_and_a_dead_workers_job_fails(api: Api)
     assert api.catalog.get_job("acme", "job_ghost").state == "failed"  # type: ignore[union-attr]
 
 
+class GatedEmbedder(FakeEmbedder):
+    """Holds every document embedding until ``gate`` is set: the job is still running
+    when the test cancels it, however slow the machine."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__()
+        self.gate = gate
+
+    def embed_documents(self, texts: Sequence[str]) -> Any:
+        assert self.gate.wait(20), "the test never opened the gate"
+        return super().embed_documents(texts)
+
+
 def test_cancel_a_running_job(tmp_path: Path) -> None:
-    for api in _make(tmp_path, job_workers=1):
+    from ragkit.rag import RAG
+
+    gate = threading.Event()
+
+    def open_rag(info: Any) -> RAG:
+        return RAG(info.settings, tenant=info.tenant, embedder=GatedEmbedder(gate), store="memory")
+
+    for api in _make(tmp_path, open_rag, job_workers=1):
         api.client.post("/v1/kbs", json={"name": "big"}, headers=api.h("acme_admin"))
         docs = [
             {"text": f"Document {i} about topic {i}.", "source": f"d{i}.txt"} for i in range(400)
@@ -443,6 +465,7 @@ def test_cancel_a_running_job(tmp_path: Path) -> None:
         job_id = r.json()["id"]
         c = api.client.post(f"/v1/jobs/{job_id}/cancel", headers=api.h("acme_write"))
         assert c.status_code == 200
+        gate.set()
         job = api.wait(job_id)
         # Either it was still queued (nothing indexed) or it stopped between documents.
         assert job["state"] == "canceled", job
