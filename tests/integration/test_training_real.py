@@ -93,6 +93,8 @@ def test_a_few_steps_give_a_folder_that_loads_and_embeds_differently(
     report = json.loads((out / REPORT_FILE).read_text())
     assert report["promoted"] is True
     assert report["seconds"]["steps"] >= 2
+    assert report["settings"]["precision"] == "bfloat16"
+    assert report["settings"]["bf16"] is True  # what the trainer ran, not only what was asked
     trained = SentenceTransformerEmbedder(out)
     assert trained.model_id.startswith("ragkit-finetuned/model-embedder-")
     base = SentenceTransformerEmbedder(tiny)
@@ -208,6 +210,7 @@ def test_a_reranker_that_cannot_beat_the_kbs_own_order_is_not_written(
             ),
         )  # fmt: skip
     assert report.settings["first_stage"] == "hybrid"
+    assert report.settings["bf16"] is False  # precision="float32"
     assert report.base_score > 0.9  # BM25 finds "lava" in the lava passage
     # at its best mix weight the reranker at most ties the first stage's order
     assert report.trained_score <= report.base_score

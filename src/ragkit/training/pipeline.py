@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ragkit._build import check_retrieval
+from ragkit.embeddings.sentence_transformers import uses_bf16
 from ragkit.errors import ConfigurationError
 from ragkit.training.evaluate import HeldOut, pool_ranker, split_by_document
 from ragkit.training.negatives import (
@@ -244,7 +245,8 @@ def finetune_embedder(
             per_query=(base_scores, trained_scores), confidence=confidence,
             save_base=lambda d: base_model.save_pretrained(str(d)),
             pairs=_counts(all_pairs, train, heldout, pairs, synthetic),
-            settings={**asdict(config), "negative_rules": asdict(rules)},
+            settings={**asdict(config), "bf16": uses_bf16(config.precision, "cpu"),
+                      "negative_rules": asdict(rules)},
             seconds={**times, "steps": result.steps,
                      "seconds_per_1000_pairs": 1000 * result.seconds / max(1, result.pairs)},
         )  # fmt: skip
@@ -383,7 +385,8 @@ def finetune_reranker(
             per_query=(base_scores, trained_scores), confidence=confidence,
             save_base=save_base, recorded=(base_info, {"weight": weight}),
             pairs=_counts(all_pairs, train, heldout, pairs, synthetic),
-            settings={**asdict(config), "negative_rules": asdict(rules), "depth": depth,
+            settings={**asdict(config), "bf16": uses_bf16(config.precision, "cpu"),
+                      "negative_rules": asdict(rules), "depth": depth,
                       "first_stage": first_stage, "weight": weight},
             seconds={**times, "steps": result.steps,
                      "seconds_per_1000_pairs": 1000 * result.seconds / max(1, len(train))},
