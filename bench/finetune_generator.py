@@ -21,6 +21,9 @@ Steps (each runnable alone; ``--work`` holds their outputs):
         --work /tmp/gen17/run --label lora --sample 60
     # 4. report: the side-by-side table (Markdown)
     python bench/finetune_generator.py report --work /tmp/gen17/run
+    # decode speed of both models at equal load (one process, interleaved)
+    python bench/finetune_generator.py decode --squad $SQUAD --kb /tmp/gen17/kb \\
+        --work /tmp/gen17/run --questions 30
 
 ``ragkit eval squad $SQUAD --kb KB --llm --lora WORK/adapter --ks 1,4 --removed
 --articles 12-23 --sample 60`` runs step 3 for both models in one process.
@@ -168,6 +171,53 @@ def decode_speed(gen: LlamaCppGenerator, *, rag_path: str, questions: list[str])
     }
 
 
+def decode(args: argparse.Namespace) -> None:
+    """Decode speed of the base and the adapted model at equal load: both generators in
+    one process, answering the first ``--questions`` held-out questions at k = 4 in turn
+    (ABBA order: base first on even questions, adapter first on odd), repeat guard off,
+    llama.cpp's own timings summed; writes WORK/decode.json."""
+    dataset = SquadDataset(args.squad)
+    _documents, questions = dataset.read()
+    titles = set(_titles(args.squad, TEST))
+    asked = [q.question for q in questions if q.title in titles][: args.questions]
+    gens = {
+        "base": LlamaCppGenerator(n_threads=args.threads),
+        "lora": LlamaCppGenerator(n_threads=args.threads, lora=str(Path(args.work) / "adapter")),
+    }
+    sums = {label: dict.fromkeys(("predicted_n", "predicted_ms", "prompt_n", "prompt_ms"), 0.0)
+            for label in gens}  # fmt: skip
+    loads = []
+    with RAG(args.kb) as rag:
+        for i, question in enumerate(asked):
+            hits = rag.retrieve(question, 4)
+            for label in ("base", "lora") if i % 2 == 0 else ("lora", "base"):
+                gens[label].guard.window = 0  # llama.cpp reports timings only unstopped
+                gens[label].generate(question, hits)
+                for key, value in (gens[label].last_timings or {}).items():
+                    if key in sums[label]:
+                        sums[label][key] += value
+            loads.append(_load())
+    out: dict[str, Any] = {
+        label: {
+            "questions": len(asked),
+            "decode_tokens": t["predicted_n"],
+            "prompt_tokens": t["prompt_n"],
+            "decode_tokens_per_s": 1000 * t["predicted_n"] / t["predicted_ms"],
+            "prefill_tokens_per_s": 1000 * t["prompt_n"] / t["prompt_ms"],
+        }
+        for label, t in sums.items()
+    }
+    speeds = [out[label]["decode_tokens_per_s"] for label in ("lora", "base")]
+    out["decode_change"] = speeds[0] / speeds[1] - 1
+    out["load_average"] = [min(loads), max(loads)]
+    out["method"] = f"one process, ABBA per question, k=4, n_threads={args.threads}, guard off"
+    for gen in gens.values():
+        gen.close()
+    target = Path(args.work) / "decode.json"
+    target.write_text(json.dumps(out, indent=1))
+    print(json.dumps(out, indent=1), f"-> {target}", sep="\n")
+
+
 def _figures(run: dict[str, Any], ids: set[str]) -> dict[str, float]:
     """The headline figures of one run, over the questions ``ids`` only (so a run on a
     smaller seeded sample, a subset of a larger one, compares on the same questions)."""
@@ -252,12 +302,18 @@ def main() -> None:
         default=[1, 4],
         help="k values (a run split over processes writes eval-LABEL-kK.json)",
     )
+    de = steps.add_parser("decode")
+    de.add_argument("--squad", required=True)
+    de.add_argument("--kb", required=True)
+    de.add_argument("--questions", type=int, default=30)
+    de.add_argument("--threads", type=int, default=1)
     steps.add_parser("report")
-    for step in (ex, tr, ev, steps.choices["report"]):
+    for step in (ex, tr, ev, de, steps.choices["report"]):
         step.add_argument("--work", required=True)
         step.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    {"examples": examples, "train": train, "eval": evaluate, "report": report}[args.step](args)
+    run = {"examples": examples, "train": train, "eval": evaluate, "decode": decode}
+    run.get(args.step, report)(args)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,12 @@ passages would look better on the held-out split than it is on new documents.
 a pool of passages (their positives and negatives, plus passages of the training
 side as distractors) and which passages answer which query. The same task scores
 the base model and every checkpoint (nDCG@10), so the best checkpoint and the
-promotion decision are made on documents the model never trained on.
+promotion decision are made on documents the model never trained on. The decision
+reads each query's score (``*_per_query``), so it can ask how sure a gain is.
+
+A reranker is judged on the passages its first stage hands it: :func:`pool_ranker`
+ranks the pool as the kb's own retrieval would (hybrid by default), and
+:meth:`HeldOut.best_weight` tries mixing the reranker's score with that stage's.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 from ragkit.errors import ConfigurationError
 from ragkit.training.pairs import Pair
-from ragkit.types import ScoredChunk
+from ragkit.types import Chunk, ScoredChunk
 
 #: A first stage: ``rank(query, texts)`` -> the (text, score) pairs it would hand a
 #: reranker, best first.
@@ -235,7 +240,6 @@ class HeldOut:
         mixes them. A positive the first stage missed counts as not found."""
         from ragkit.eval.metrics import ndcg_at_k
         from ragkit.reranking._mix import mix_scores
-        from ragkit.types import Chunk
 
         scores = []
         for i, sample in enumerate(samples):
@@ -324,7 +328,6 @@ def _pool_retriever(embedder: Any, retrieval: str, texts: list[str], build: Any)
 
     from ragkit.retrieval.keyword import KeywordIndex
     from ragkit.stores import MemoryStore
-    from ragkit.types import Chunk
 
     chunks = [
         Chunk(id=f"p{i}", text=t, document_id=f"p{i}", source="heldout", start=0, end=len(t))
