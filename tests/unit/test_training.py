@@ -362,6 +362,16 @@ def test_a_held_out_gain_that_could_be_luck_keeps_the_base(tmp_path: Path) -> No
         )  # fmt: skip
 
 
+@pytest.mark.parametrize("confidence", [1.0, -0.1])
+def test_a_bad_confidence_is_refused_before_any_training(tmp_path: Path, confidence: float) -> None:
+    from ragkit.training.pipeline import finetune_embedder, finetune_reranker
+
+    for run in (finetune_embedder, finetune_reranker):
+        with pytest.raises(ConfigurationError, match="confidence"):
+            run(tmp_path / "out", pairs=[Pair("q", "p", (), "d")], confidence=confidence)
+    assert not (tmp_path / "out").exists()
+
+
 def test_reranker_per_query_scores_the_first_stage_order_and_the_reranked_one() -> None:
     samples = [
         {"query": "a", "positive": ["p"], "documents": ["p", "x", "y"], "scores": [3, 2, 1]},

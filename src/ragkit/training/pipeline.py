@@ -203,6 +203,7 @@ def finetune_embedder(
     """
     config = config or TrainConfig()
     rules = rules or NegativeRules()
+    _check_confidence(confidence)
     folder = check_output(out)
     base_ref, base_id = _base(base)
     times: dict[str, float] = {}
@@ -254,6 +255,12 @@ def finetune_embedder(
         shutil.rmtree(work, ignore_errors=True)
     logger.info("%s", report)
     return report
+
+
+def _check_confidence(confidence: float) -> None:
+    """Refuse a bad ``confidence`` before any training, not after it."""
+    if not 0 <= confidence < 1:
+        raise ConfigurationError(f"confidence must be 0 (off) or between 0 and 1, got {confidence}")
 
 
 def _mean(scores: Sequence[float]) -> float:
@@ -321,6 +328,7 @@ def finetune_reranker(
     """
     config = config or TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, negatives=3)
     rules = rules or NegativeRules()
+    _check_confidence(confidence)
     folder = check_output(out)
     emb_ref, emb_id = _base(None)
     if kb is not None:
