@@ -210,6 +210,7 @@ def test_a_reranker_that_cannot_beat_the_kbs_own_order_is_not_written(
             ),
         )  # fmt: skip
     assert report.settings["first_stage"] == "hybrid"
+    assert report.settings["mining"] == "hybrid"  # negatives from the kb's own results
     assert report.settings["bf16"] is False  # precision="float32"
     assert report.base_score > 0.9  # BM25 finds "lava" in the lava passage
     # at its best mix weight the reranker at most ties the first stage's order

@@ -177,6 +177,23 @@ def test_mining_never_takes_a_positive_of_the_same_query(rag: RAG) -> None:
 # -- evaluate --------------------------------------------------------------------------
 
 
+def test_negatives_can_come_from_another_retrievers_order() -> None:
+    """A reranker's negatives mined by its own first stage: ``rank`` decides the order,
+    the embedder's cosines still filter."""
+    corpus = [(t, name) for name, t in TOPICS.items()]
+    pair = Pair("glacier meltwater", TOPICS["glacier"], (), "glacier")
+    rules = NegativeRules(count=1, depth=4, skip_top=0, max_similarity=1.1, margin=100.0)
+    by_dense = mine_negatives([pair], corpus, FakeEmbedder(), rules)[0].negatives
+    wanted = next(t for name, t in TOPICS.items() if t not in by_dense and name != "glacier")
+
+    def rank(query: str, depth: int) -> list[str]:
+        assert query == "glacier meltwater"
+        return ["not in the corpus", TOPICS["glacier"], wanted][:depth]
+
+    mined = mine_negatives([pair], corpus, FakeEmbedder(), rules, rank=rank)
+    assert mined[0].negatives == (wanted,)
+
+
 def test_split_by_document_keeps_documents_whole() -> None:
     pairs = [Pair(f"q{i}", f"p{i}", document_id=f"d{i % 7}") for i in range(40)]
     train, held = split_by_document(pairs, fraction=0.25, seed=3)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -170,13 +170,16 @@ def mine_negatives(
     *,
     progress: Progress | None = None,
     batch: int = 256,
+    rank: Callable[[str, int], list[str]] | None = None,
 ) -> list[Pair]:
     """``pairs`` with hard negatives from ``corpus`` added (pairs keep any they had).
 
     Candidates are ranked by ``embedder`` (the base model; wrap it in a
     :class:`~ragkit.embeddings.CachedEmbedder` on the kb's cache and the corpus is
-    not embedded again). A pair without a ``document_id`` is matched to the corpus by
-    its positive's text.
+    not embedded again), or by ``rank(query, depth)`` when given: the texts another
+    retriever returns, best first (a reranker learns most from the candidates its own
+    first stage hands it). The filters use ``embedder``'s cosines either way. A pair
+    without a ``document_id`` is matched to the corpus by its positive's text.
 
     Args:
         pairs: the training pairs.
@@ -185,6 +188,8 @@ def mine_negatives(
         embedder: ranks the candidates.
         rules: what counts as a hard negative (:class:`NegativeRules`).
         progress: called with ``(what, done, total)``.
+        rank: ranks the candidates instead of ``embedder`` (texts outside ``corpus``
+            are skipped).
     """
     rules = rules or NegativeRules()
     if not pairs or not corpus:
@@ -198,6 +203,7 @@ def mine_negatives(
             texts.append(text)
             documents.append(document_id)
     by_text = dict(zip(texts, documents, strict=True))
+    index = {text: j for j, text in enumerate(texts)}
     corpus_vectors = _embed(embedder, texts, "corpus", progress, batch)
     positives = _embed(embedder, [p.positive for p in pairs], "positives", progress, batch)
     queries = embed_queries(embedder, [p.query for p in pairs])
@@ -215,7 +221,10 @@ def mine_negatives(
         top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
         for row, pair_index in enumerate(range(start, start + len(block))):
             pair = pairs[pair_index]
-            order = top[row][np.argsort(-scores[row, top[row]])]
+            if rank is None:
+                order = top[row][np.argsort(-scores[row, top[row]])]
+            else:
+                order = [index[t] for t in rank(pair.query, depth) if t in index]
             positive_vector = positives[pair_index]
             candidates = [
                 Candidate(

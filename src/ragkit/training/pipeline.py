@@ -127,6 +127,7 @@ def _prepare(
     seed: int,
     mine: bool,
     progress: Progress | None,
+    rank: Any = None,
 ) -> tuple[list[Pair], list[Pair], HeldOut, list[tuple[str, str]]]:
     """Steps 2 and 4's split: pairs split, negatives mined (unless the training uses
     none), the held-out task built."""
@@ -136,7 +137,9 @@ def _prepare(
         train, heldout = split_by_document(pairs, fraction=heldout_fraction, seed=seed)
     corpus = corpus_of(kb_chunks(kb)) if kb is not None else pairs_corpus([*train, *heldout])
     if mine:
-        mined = mine_negatives([*train, *heldout], corpus, base_embedder, rules, progress=progress)
+        mined = mine_negatives(
+            [*train, *heldout], corpus, base_embedder, rules, progress=progress, rank=rank
+        )
         train, heldout = mined[: len(train)], mined[len(train) :]
     held_groups = {p.group for p in heldout}
     distractors = [text for text, doc in corpus if doc not in held_groups]
@@ -257,6 +260,16 @@ def finetune_embedder(
     return report
 
 
+def _kb_ranker(kb: Any) -> Any:
+    """Negatives for a reranker ranked by the kb's own retrieval: the candidates ``ask``
+    would hand the reranker."""
+
+    def rank(query: str, depth: int) -> list[str]:
+        return [hit.chunk.text for hit in kb.retrieve(query, depth)]
+
+    return rank
+
+
 def _check_confidence(confidence: float) -> None:
     """Refuse a bad ``confidence`` before any training, not after it."""
     if not 0 <= confidence < 1:
@@ -323,8 +336,10 @@ def finetune_reranker(
     ``base`` itself when it already is a cross-encoder. The first stage is the
     retrieval ``ask`` uses (:func:`~ragkit.training.evaluate.pool_ranker` over the
     held-out pool): the kb's own (``"hybrid"`` when the kb has a custom retriever),
-    ``"hybrid"`` without a kb, or ``first_stage``. The folder loads with
-    ``CrossEncoderReranker(out)``. Other arguments as :func:`finetune_embedder`.
+    ``"hybrid"`` without a kb, or ``first_stage``. When that is the kb's own
+    retrieval, the hard negatives are mined from its results too, the candidates the
+    reranker will be handed. The folder loads with ``CrossEncoderReranker(out)``. Other
+    arguments as :func:`finetune_embedder`.
     """
     config = config or TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, negatives=3)
     rules = rules or NegativeRules()
@@ -347,10 +362,12 @@ def finetune_reranker(
     times["pairs"] = time.perf_counter() - began
     began = time.perf_counter()
     embedder = _mining_embedder(kb, emb_id, emb_ref)
+    mining = first_stage if kb is not None and kb.retrieval == first_stage else "dense"
     train, heldout, task, _corpus = _prepare(
         all_pairs, kb=kb, base_embedder=embedder, rules=rules,
         eval_pairs=eval_pairs, heldout_fraction=heldout_fraction, pool=heldout_pool,
         seed=config.seed, mine=True, progress=progress,
+        rank=_kb_ranker(kb) if mining != "dense" else None,
     )  # fmt: skip
     times["negatives"] = time.perf_counter() - began
 
@@ -395,7 +412,7 @@ def finetune_reranker(
             pairs=_counts(all_pairs, train, heldout, pairs, synthetic),
             settings={**asdict(config), "bf16": uses_bf16(config.precision, "cpu"),
                       "negative_rules": asdict(rules), "depth": depth,
-                      "first_stage": first_stage, "weight": weight},
+                      "first_stage": first_stage, "mining": mining, "weight": weight},
             seconds={**times, "steps": result.steps,
                      "seconds_per_1000_pairs": 1000 * result.seconds / max(1, len(train))},
         )  # fmt: skip
