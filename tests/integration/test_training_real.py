@@ -45,6 +45,19 @@ def good_pairs() -> list[Pair]:
     return [Pair(f"what about {word}?", text, document_id=name) for name, word, text in TOPICS]
 
 
+def bad_pairs() -> list[Pair]:
+    """Each query paired with another topic's passage."""
+    pairs = good_pairs()
+    return [
+        Pair(p.query, pairs[(i + 5) % len(pairs)].positive, document_id=p.document_id)
+        for i, p in enumerate(pairs)
+    ]
+
+
+def heldout_pairs() -> list[Pair]:
+    return [Pair(f"tell me about {w}", t, document_id=n) for n, w, t in TOPICS]
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread() -> Iterator[None]:
     """Tiny models gain nothing from intra-op threads, and on a busy CI machine the
@@ -165,12 +178,7 @@ def test_reranker_trainer_runs_and_its_folder_loads(tiny: Path, tmp_path: Path) 
 def test_a_bad_training_set_leaves_the_base_model_in_place(tmp_path: Path) -> None:
     """Queries paired with the wrong passages, a high learning rate: the trained
     model ranks the held-out documents worse, and the folder keeps the base."""
-    pairs = good_pairs()
-    shuffled = [
-        Pair(p.query, pairs[(i + 5) % len(pairs)].positive, document_id=p.document_id)
-        for i, p in enumerate(pairs)
-    ]
-    held = [Pair(f"tell me about {w}", t, document_id=n) for n, w, t in TOPICS]
+    shuffled, held = bad_pairs(), heldout_pairs()
     out = tmp_path / "model"
     report = finetune_embedder(
         out, pairs=shuffled * 2, eval_pairs=held,
@@ -194,12 +202,7 @@ def test_a_reranker_that_cannot_beat_the_kbs_own_order_is_not_written(
     from ragkit.testing import FakeEmbedder
     from ragkit.training import finetune_reranker
 
-    pairs = good_pairs()
-    shuffled = [
-        Pair(p.query, pairs[(i + 5) % len(pairs)].positive, document_id=p.document_id)
-        for i, p in enumerate(pairs)
-    ]
-    held = [Pair(f"tell me about {w}", t, document_id=n) for n, w, t in TOPICS]
+    shuffled, held = bad_pairs(), heldout_pairs()
     out = tmp_path / "reranker"
     with RAG(tmp_path / "kb", store="memory", embedder=FakeEmbedder()) as rag:
         rag.add([Document(text=t, source=n) for n, _, t in TOPICS])
@@ -226,7 +229,7 @@ def test_a_reranker_that_cannot_beat_the_kbs_own_order_is_not_written(
 def test_embedder_per_query_scores_average_to_the_evaluators_ndcg(tiny: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    held = [Pair(f"tell me about {w}", t, document_id=n) for n, w, t in TOPICS]
+    held = heldout_pairs()
     task = HeldOut.build(held, distractors=["Trains run on rails.", "Owls hunt at night."])
     model = SentenceTransformer(str(tiny), device="cpu")
     per_query = task.embedder_per_query(model)
