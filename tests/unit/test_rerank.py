@@ -146,6 +146,8 @@ def test_cross_encoder_directory_without_a_model(tmp_path: Path) -> None:
         ({"batch_size": 0}, "batch_size"),
         ({"max_length": 0}, "max_length"),
         ({"activation": "softmax"}, "activation"),
+        ({"weight": 1.5}, "weight"),
+        ({"weight": -0.1}, "weight"),
     ],
 )
 def test_cross_encoder_rejects_bad_settings(kwargs: dict[str, object], message: str) -> None:
@@ -167,8 +169,8 @@ def test_cross_encoder_loads_nothing_until_used() -> None:
 class TableCrossEncoder(CrossEncoderReranker):
     """A cross-encoder whose scores come from a table (``score`` is the model call)."""
 
-    def __init__(self, scores: dict[str, float]) -> None:
-        super().__init__("table-model")
+    def __init__(self, scores: dict[str, float], weight: float | None = None) -> None:
+        super().__init__("table-model", weight=weight)
         self.table = scores
         self.calls: list[tuple[str, list[str]]] = []
 
@@ -187,6 +189,28 @@ def test_cross_encoder_orders_by_its_scores_and_keeps_k() -> None:
     assert reranker.rerank("question", hits, 0) == []
     assert reranker.rerank("question", [], 3) == []
     assert len(reranker.calls) == 1  # nothing to score, no model call
+
+
+def test_cross_encoder_weight_mixes_in_the_retrievers_scores() -> None:
+    hits = [_hit("alpha", 0.9), _hit("beta", 0.8), _hit("gamma", 0.7)]
+    table = {"alpha": 0.0, "beta": 0.0, "gamma": 3.0}
+    assert TableCrossEncoder(table).weight == 1.0  # a hub name records nothing: alone
+    mixed = TableCrossEncoder(table, weight=0.5).rerank("q", hits, 3)
+    # z(retriever) = (1.2247, 0, -1.2247); z(cross-encoder) = (-0.7071, -0.7071, 1.4142)
+    assert [h.chunk.text for h in mixed] == ["alpha", "gamma", "beta"]
+    assert [h.score for h in mixed] == pytest.approx([0.2588, 0.0947, -0.3536], abs=1e-4)
+    keep = TableCrossEncoder(table, weight=0.0).rerank("q", hits, 3)
+    assert [h.chunk.text for h in keep] == ["alpha", "beta", "gamma"]
+
+
+def test_cross_encoder_reads_the_weight_its_training_recorded(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}", encoding="utf-8")
+    assert CrossEncoderReranker(tmp_path).weight == 1.0  # nothing recorded
+    (tmp_path / "ragkit_model.json").write_text('{"weight": 0.3}', encoding="utf-8")
+    assert CrossEncoderReranker(tmp_path).weight == 0.3
+    assert CrossEncoderReranker(tmp_path, weight=0.8).weight == 0.8  # given wins
+    (tmp_path / "ragkit_model.json").write_text('{"weight": 7}', encoding="utf-8")
+    assert CrossEncoderReranker(tmp_path).weight == 1.0  # out of range: ignored
 
 
 def test_bm25_scores_by_hand() -> None:
