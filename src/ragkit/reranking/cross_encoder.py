@@ -45,13 +45,9 @@ def _is_local_path(model: str | os.PathLike[str]) -> bool:
 
 def _recorded_weight(folder: Path) -> float | None:
     """The mix weight ``ragkit finetune reranker`` recorded in ``folder``, if any."""
-    import json
+    from ragkit.training.promote import model_record
 
-    try:
-        data = json.loads((folder / "ragkit_model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    weight = data.get("weight") if isinstance(data, dict) else None
+    weight = model_record(folder).get("weight")
     return float(weight) if isinstance(weight, (int, float)) and 0 <= weight <= 1 else None
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "check_output",
     "gain_lower_bound",
     "model_id_of",
+    "model_record",
     "promote",
     "weights_digest",
 ]
@@ -140,14 +141,20 @@ def weights_digest(folder: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def model_id_of(folder: str | Path) -> str | None:
-    """The model id recorded in a fine-tuned model folder, or None for any other folder."""
+def model_record(folder: str | Path) -> dict[str, Any]:
+    """What a fine-tuned model folder records (``ragkit_model.json``: model id, kind,
+    base, and for a reranker its mix weight); empty for any other folder."""
     path = Path(folder) / MODEL_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    model_id = data.get("model_id") if isinstance(data, dict) else None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def model_id_of(folder: str | Path) -> str | None:
+    """The model id recorded in a fine-tuned model folder, or None for any other folder."""
+    model_id = model_record(folder).get("model_id")
     return model_id if isinstance(model_id, str) and model_id else None
 
 
