@@ -376,12 +376,11 @@ def finetune_reranker(
     require("sentence_transformers", extra="train", purpose="ragkit.training")
     began = time.perf_counter()
     samples = task.reranker_samples(pool_ranker(embedder, first_stage, depth), depth)
-    trained_head = base is not None and _has_head(base_ref)
     save_base = None
-    base_model = load_cross_encoder(base_ref)
     base_scores = task.reranker_per_query(samples)
     base_info: dict[str, Any] = {}
-    if trained_head:
+    if base is not None and _has_head(base_ref):  # the base already is a reranker
+        base_model = load_cross_encoder(base_ref)
         head_weight, head_scores = task.best_weight(
             samples, task.reranker_predictions(samples, base_model)
         )
