@@ -4,6 +4,7 @@ ragkit finetune embedder --out DIR (--pairs FILE | --kb KB --synthetic [llm|cloz
 ragkit finetune reranker --out DIR (--pairs FILE | --kb KB --synthetic [llm|cloze])
 ragkit finetune pairs --kb KB --synthetic cloze --out pairs.jsonl   # step 1 alone
 ragkit finetune use --kb KB DIR      # re-embed the kb with the fine-tuned embedder
+ragkit finetune generator / merge    # the answering LLM (finetune_generator.py)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.cli._options import add_precision
-from ragkit.cli.finetune_generator import add_generator_parser, run_generator
+from ragkit.cli.finetune_generator import add_generator_parser, run_generator, run_merge
 from ragkit.training.promote import CONFIDENCE
 
 __all__ = ["add_finetune_parser", "run_finetune"]
@@ -69,7 +70,7 @@ def add_finetune_parser(sub: Any, kb_help: str) -> None:
     embedder.add_argument("--loss", choices=("mnrl", "gist"), default="mnrl")
     reranker = steps.add_parser("reranker", help="train a cross-encoder reranker")
     _common(reranker, kb_help, defaults={"epochs": 1, "lr": 5e-5, "negatives": 3})
-    add_generator_parser(steps, kb_help)  # LoRA on the answering LLM (finetune_generator.py)
+    add_generator_parser(steps, kb_help)  # generator and merge (finetune_generator.py)
 
     pairs = steps.add_parser("pairs", help="write synthetic training pairs (step 1 alone)")
     pairs.add_argument("--kb", required=True, help=kb_help)
@@ -224,6 +225,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     """Run ``ragkit finetune ...``."""
     if args.finetune_command == "generator":
         return run_generator(args)
+    if args.finetune_command == "merge":
+        return run_merge(args)
     if args.finetune_command == "pairs":
         return _pairs(args)
     if args.finetune_command == "use":

@@ -2,6 +2,7 @@
 
 ragkit finetune generator --out DIR --squad FILE [--kb KB] [--articles 0-11]
 ragkit finetune generator --out DIR --pairs FILE --kb KB
+ragkit finetune merge DIR [--out FILE.gguf] [--base GGUF] [--type auto]
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from ragkit.cli._options import add_precision
 
-__all__ = ["add_generator_parser", "run_generator"]
+__all__ = ["add_generator_parser", "run_generator", "run_merge"]
 
 
 def _articles(text: str) -> list[int]:
@@ -72,6 +73,26 @@ def add_generator_parser(steps: Any, kb_help: str) -> None:
     gen.add_argument("--no-gguf", action="store_true", help="do not write adapter.gguf")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    merge = steps.add_parser(
+        "merge",
+        help="merge a generator's LoRA adapter into a new GGUF (decodes at the base's speed)",
+        description="Write a copy of the base GGUF with the adapter folded into its "
+        "weights: no run-time LoRA cost, and it loads as any model (ragkit ask --llm "
+        "FILE.gguf). Adapted weights are stored as Q8_0 when the base's are below 8 bits "
+        "(--type auto), so re-quantizing does not round the adapter away.",
+    )
+    merge.add_argument("adapter", help="the folder ragkit finetune generator wrote")
+    merge.add_argument("--out", help="the merged GGUF (default: ADAPTER/merged.gguf)")
+    merge.add_argument("--base", help="the base GGUF (default: the one the adapter's report names)")
+    merge.add_argument(
+        "--type",
+        default="auto",
+        choices=("auto", "same", "q8_0", "f16", "f32"),
+        help="how adapted weights are stored (auto: the base's type if float or 8-bit, "
+        "else q8_0; same: always the base's)",
+    )
+    merge.add_argument("--scale", type=float, default=1.0, help="adapter strength (1: as trained)")
 
 
 def run_generator(args: argparse.Namespace) -> int:
@@ -141,4 +162,17 @@ def run_generator(args: argparse.Namespace) -> int:
     print(report)
     print(f"report: {args.out}/{REPORT}")
     print(f"use it: ragkit ask --kb KB --llm --lora {args.out} QUESTION")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """Run ``ragkit finetune merge ADAPTER``."""
+    from pathlib import Path
+
+    from ragkit.training.generator.gguf_merge import MERGED, merge_gguf
+
+    out = Path(args.out) if args.out else Path(args.adapter) / MERGED
+    path = merge_gguf(args.adapter, out, base=args.base, weight_type=args.type, scale=args.scale)
+    print(f"merged: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    print(f"use it: ragkit ask --kb KB --llm {path} QUESTION")
     return 0
