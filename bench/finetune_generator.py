@@ -21,9 +21,13 @@ Steps (each runnable alone; ``--work`` holds their outputs):
         --work /tmp/gen17/run --label lora --sample 60
     # 4. report: the side-by-side table (Markdown)
     python bench/finetune_generator.py report --work /tmp/gen17/run
-    # decode speed of both models at equal load (one process, interleaved)
+    # decode speed of both models at equal load (one process, interleaved); with
+    # --merged, also the adapter merged into a GGUF (ragkit finetune merge)
     python bench/finetune_generator.py decode --squad $SQUAD --kb /tmp/gen17/kb \\
-        --work /tmp/gen17/run --questions 30
+        --work /tmp/gen17/run --questions 30 [--merged WORK/adapter/merged.gguf]
+    # merge fidelity: each weight type's merged GGUF against the adapter applied at load
+    python bench/finetune_generator.py merge --squad $SQUAD --kb /tmp/gen17/kb \\
+        --work /tmp/gen17/run --split train --questions 30
 
 ``ragkit eval squad $SQUAD --kb KB --llm --lora WORK/adapter --ks 1,4 --removed
 --articles 12-23 --sample 60`` runs step 3 for both models in one process.
@@ -45,6 +49,7 @@ from ragkit.eval import SquadDataset, evaluate_answers
 from ragkit.eval.squad_removed import evaluate_removed
 from ragkit.generation import LlamaCppGenerator
 from ragkit.training.generator.examples import read_examples, squad_examples, write_examples
+from ragkit.training.generator.gguf_merge import merge_gguf
 from ragkit.training.generator.lora import LoraSettings
 from ragkit.training.generator.pipeline import finetune_generator
 
@@ -120,8 +125,9 @@ def evaluate(args: argparse.Namespace) -> None:
     _documents, questions = dataset.read()
     test_titles = set(_titles(args.squad, TEST))
     questions = [q for q in questions if q.title in test_titles]
-    lora = None if args.label == "base" else work / "adapter"
-    gen = LlamaCppGenerator(n_threads=args.threads, lora=lora)
+    lora = work / "adapter" if args.label == "lora" else None
+    model = args.merged if args.label == "merged" else None
+    gen = LlamaCppGenerator(model, n_threads=args.threads, lora=lora)
     runs: list[dict[str, Any]] = []
     with RAG(args.kb, generator=gen) as rag:
         for k in args.ks:
@@ -172,10 +178,11 @@ def decode_speed(gen: LlamaCppGenerator, *, rag_path: str, questions: list[str])
 
 
 def decode(args: argparse.Namespace) -> None:
-    """Decode speed of the base and the adapted model at equal load: both generators in
-    one process, answering the first ``--questions`` held-out questions at k = 4 in turn
-    (ABBA order: base first on even questions, adapter first on odd), repeat guard off,
-    llama.cpp's own timings summed; writes WORK/decode.json."""
+    """Decode speed of the base and the adapted model (and, with ``--merged``, the merged
+    GGUF) at equal load: the generators in one process, answering the first
+    ``--questions`` held-out questions at k = 4 in turn, the order rotated by one each
+    question (with two: base first on even questions, adapter first on odd), repeat
+    guard off, llama.cpp's own timings summed; writes WORK/decode.json."""
     dataset = SquadDataset(args.squad)
     _documents, questions = dataset.read()
     titles = set(_titles(args.squad, TEST))
@@ -184,13 +191,16 @@ def decode(args: argparse.Namespace) -> None:
         "base": LlamaCppGenerator(n_threads=args.threads),
         "lora": LlamaCppGenerator(n_threads=args.threads, lora=str(Path(args.work) / "adapter")),
     }
+    if args.merged:
+        gens["merged"] = LlamaCppGenerator(args.merged, n_threads=args.threads)
+    labels = list(gens)
     sums = {label: dict.fromkeys(("predicted_n", "predicted_ms", "prompt_n", "prompt_ms"), 0.0)
             for label in gens}  # fmt: skip
     loads = []
     with RAG(args.kb) as rag:
         for i, question in enumerate(asked):
             hits = rag.retrieve(question, 4)
-            for label in ("base", "lora") if i % 2 == 0 else ("lora", "base"):
+            for label in labels[i % len(labels) :] + labels[: i % len(labels)]:
                 gens[label].guard.window = 0  # llama.cpp reports timings only unstopped
                 gens[label].generate(question, hits)
                 for key, value in (gens[label].last_timings or {}).items():
@@ -207,15 +217,95 @@ def decode(args: argparse.Namespace) -> None:
         }
         for label, t in sums.items()
     }
-    speeds = [out[label]["decode_tokens_per_s"] for label in ("lora", "base")]
-    out["decode_change"] = speeds[0] / speeds[1] - 1
+    base_speed = out["base"]["decode_tokens_per_s"]
+    out["decode_change"] = out["lora"]["decode_tokens_per_s"] / base_speed - 1
+    if "merged" in out:
+        out["merged"]["model"] = args.merged
+        out["merged_decode_change"] = out["merged"]["decode_tokens_per_s"] / base_speed - 1
     out["load_average"] = [min(loads), max(loads)]
-    out["method"] = f"one process, ABBA per question, k=4, n_threads={args.threads}, guard off"
+    out["method"] = (
+        f"one process, order rotated per question, k=4, n_threads={args.threads}, guard off"
+    )
     for gen in gens.values():
         gen.close()
-    target = Path(args.work) / "decode.json"
+    target = Path(args.work) / ("decode-merged.json" if args.merged else "decode.json")
     target.write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1), f"-> {target}", sep="\n")
+
+
+def _kept(base: Path, merged: Path, adapter: Path) -> float:
+    """How much of the adapter's delta the merged weights hold, over every adapted
+    weight: <deq(merged) - deq(base), delta> / <delta, delta> (1: all of it; rounding
+    noise that does not follow the delta averages out)."""
+    import gguf
+    import numpy as np
+
+    from ragkit.training.generator.gguf_adapter import base_shape, lora_deltas
+
+    deltas = {p.weight: p.delta() for p in lora_deltas(adapter, base_shape(base))}
+    old = {t.name: t for t in gguf.GGUFReader(str(base)).tensors if t.name in deltas}
+    along = norm = 0.0
+    for t in gguf.GGUFReader(str(merged)).tensors:
+        if t.name in deltas:
+            was = gguf.dequantize(old[t.name].data, old[t.name].tensor_type)
+            now = gguf.dequantize(t.data, t.tensor_type)
+            along += float(np.sum((now - was) * deltas[t.name]))
+            norm += float(np.sum(deltas[t.name] ** 2))
+    return along / norm
+
+
+def merge(args: argparse.Namespace) -> None:
+    """Merge WORK/adapter into the base GGUF once per ``--types`` weight type, then
+    compare each merged model's answers with the adapter applied at load (llama.cpp's
+    LoRA path, the reference) on the first ``--questions`` questions of the ``--split``
+    articles at k = 4: the share answered with the identical text. Also how much of the
+    adapter's delta the merged weights hold. Writes WORK/merge-SPLIT.json."""
+    work = Path(args.work)
+    adapter = work / "adapter"
+    base = Path(json.loads((adapter / "finetune-report.json").read_text())["base"])
+    dataset = SquadDataset(args.squad)
+    _documents, questions = dataset.read()
+    titles = set(_titles(args.squad, TRAIN if args.split == "train" else TEST))
+    asked = [q.question for q in questions if q.title in titles][: args.questions]
+    with RAG(args.kb) as rag:
+        hits = [rag.retrieve(question, 4) for question in asked]
+
+    def answers(gen: LlamaCppGenerator) -> list[str]:
+        with gen:
+            return [gen.generate(q, h).text for q, h in zip(asked, hits, strict=True)]
+
+    reference = answers(LlamaCppGenerator(n_threads=args.threads, lora=str(adapter)))
+    base_answers = answers(LlamaCppGenerator(n_threads=args.threads))
+    out: dict[str, Any] = {
+        "split": args.split,
+        "questions": len(asked),
+        "base_same_as_adapter": sum(a == b for a, b in zip(base_answers, reference, strict=True)),
+        "types": {},
+    }
+    for kind in args.types.split(","):
+        path = work / f"merged-{kind}.gguf"
+        began = time.perf_counter()
+        merge_gguf(adapter, path, weight_type=kind)
+        seconds = time.perf_counter() - began
+        got = answers(LlamaCppGenerator(str(path), n_threads=args.threads))
+        same = sum(a == b for a, b in zip(got, reference, strict=True))
+        out["types"][kind] = {
+            "merge_seconds": seconds,
+            "bytes": path.stat().st_size,
+            "delta_kept": _kept(base, path, adapter),
+            "same_as_adapter": same,
+            "differs": [
+                {"question": q, "adapter": r, "merged": g}
+                for q, r, g in zip(asked, reference, got, strict=True)
+                if r != g
+            ][:5],
+        }
+        print(kind, json.dumps({k: v for k, v in out["types"][kind].items() if k != "differs"}))
+    out["base_bytes"] = base.stat().st_size
+    out["load_average"] = _load()
+    target = work / f"merge-{args.split}.json"
+    target.write_text(json.dumps(out, indent=1))
+    print(f"base same as adapter: {out['base_same_as_adapter']}/{len(asked)} -> {target}")
 
 
 def _figures(run: dict[str, Any], ids: set[str]) -> dict[str, float]:
@@ -243,14 +333,15 @@ def report(args: argparse.Namespace) -> None:
     work = Path(args.work)
     runs: dict[tuple[str, int], dict[str, Any]] = {}
     decode: dict[str, list[Any]] = {}
-    for label in ("base", "lora"):
+    for label in ("base", "lora", "merged"):
         for part in sorted(work.glob(f"eval-{label}*.json")):
             data = json.loads(part.read_text())
             decode.setdefault(label, []).append(data["decode"])
             for run in data["runs"]:
                 runs[(label, run["k"])] = run
     ks = sorted({k for _label, k in runs})
-    columns = [(label, k) for k in ks for label in ("base", "lora") if (label, k) in runs]
+    labels = ("base", "lora", "merged")
+    columns = [(label, k) for k in ks for label in labels if (label, k) in runs]
     ids: dict[int, set[str]] = {}
     for k in ks:  # the questions every run at this k asked
         sets = [{q["id"] for q in runs[c]["answers"]["per_question"]} for c in columns if c[1] == k]
@@ -293,7 +384,8 @@ def main() -> None:
     ev = steps.add_parser("eval")
     ev.add_argument("--squad", required=True)
     ev.add_argument("--kb", required=True)
-    ev.add_argument("--label", choices=("base", "lora"), required=True)
+    ev.add_argument("--label", choices=("base", "lora", "merged"), required=True)
+    ev.add_argument("--merged", help="with --label merged: the merged GGUF")
     ev.add_argument("--sample", type=int, default=60)
     ev.add_argument("--threads", type=int, default=1)
     ev.add_argument(
@@ -307,12 +399,20 @@ def main() -> None:
     de.add_argument("--kb", required=True)
     de.add_argument("--questions", type=int, default=30)
     de.add_argument("--threads", type=int, default=1)
+    de.add_argument("--merged", help="also time this merged GGUF")
+    me = steps.add_parser("merge")
+    me.add_argument("--squad", required=True)
+    me.add_argument("--kb", required=True)
+    me.add_argument("--questions", type=int, default=30)
+    me.add_argument("--threads", type=int, default=1)
+    me.add_argument("--split", choices=("train", "test"), default="train")
+    me.add_argument("--types", default="auto,same,f32", help="weight types to merge as")
     steps.add_parser("report")
-    for step in (ex, tr, ev, de, steps.choices["report"]):
+    for step in (ex, tr, ev, de, me, steps.choices["report"]):
         step.add_argument("--work", required=True)
         step.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    run = {"examples": examples, "train": train, "eval": evaluate, "decode": decode}
+    run = {"examples": examples, "train": train, "eval": evaluate, "decode": decode, "merge": merge}
     run.get(args.step, report)(args)
 
 
