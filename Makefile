@@ -39,7 +39,7 @@ demo: $(VENV)/.installed
 
 # The same, with a local LLM (SmolLM2-135M through llama.cpp) writing streamed answers.
 demo-llm: $(VENV)/.installed-llm
-	$(BIN)/python examples/demo.py --llm $(if $(LORA),--lora $(LORA))
+	$(BIN)/python examples/demo.py --llm $(if $(LORA),--lora $(LORA)) $(if $(MODEL),--model $(MODEL))
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
