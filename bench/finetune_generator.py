@@ -22,7 +22,7 @@ Steps (each runnable alone; ``--work`` holds their outputs):
     # 4. report: the side-by-side table (Markdown)
     python bench/finetune_generator.py report --work /tmp/gen17/run
     # decode speed of both models at equal load (one process, interleaved); with
-    # --merged, also the adapter merged into a GGUF (ragkit finetune merge)
+    # --merged (repeatable), also GGUFs such as the adapter merged by ragkit finetune merge
     python bench/finetune_generator.py decode --squad $SQUAD --kb /tmp/gen17/kb \\
         --work /tmp/gen17/run --questions 30 [--merged WORK/adapter/merged.gguf]
     # merge fidelity: each weight type's merged GGUF against the adapter applied at load
@@ -191,8 +191,8 @@ def decode(args: argparse.Namespace) -> None:
         "base": LlamaCppGenerator(n_threads=args.threads),
         "lora": LlamaCppGenerator(n_threads=args.threads, lora=str(Path(args.work) / "adapter")),
     }
-    if args.merged:
-        gens["merged"] = LlamaCppGenerator(args.merged, n_threads=args.threads)
+    for merged in args.merged or []:  # label: merged:<file stem>
+        gens[f"merged:{Path(merged).stem}"] = LlamaCppGenerator(merged, n_threads=args.threads)
     labels = list(gens)
     sums = {label: dict.fromkeys(("predicted_n", "predicted_ms", "prompt_n", "prompt_ms"), 0.0)
             for label in gens}  # fmt: skip
@@ -219,16 +219,20 @@ def decode(args: argparse.Namespace) -> None:
     }
     base_speed = out["base"]["decode_tokens_per_s"]
     out["decode_change"] = out["lora"]["decode_tokens_per_s"] / base_speed - 1
-    if "merged" in out:
-        out["merged"]["model"] = args.merged
-        out["merged_decode_change"] = out["merged"]["decode_tokens_per_s"] / base_speed - 1
+    out["changes"] = {  # decode and prefill speed of each model against the base's
+        label: {
+            "decode": out[label]["decode_tokens_per_s"] / base_speed - 1,
+            "prefill": out[label]["prefill_tokens_per_s"] / out["base"]["prefill_tokens_per_s"] - 1,
+        }
+        for label in labels[1:]
+    }
     out["load_average"] = [min(loads), max(loads)]
     out["method"] = (
         f"one process, order rotated per question, k=4, n_threads={args.threads}, guard off"
     )
     for gen in gens.values():
         gen.close()
-    target = Path(args.work) / ("decode-merged.json" if args.merged else "decode.json")
+    target = Path(args.work) / (args.output or "decode.json")
     target.write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1), f"-> {target}", sep="\n")
 
@@ -399,7 +403,8 @@ def main() -> None:
     de.add_argument("--kb", required=True)
     de.add_argument("--questions", type=int, default=30)
     de.add_argument("--threads", type=int, default=1)
-    de.add_argument("--merged", help="also time this merged GGUF")
+    de.add_argument("--merged", action="append", help="also time this GGUF (repeatable)")
+    de.add_argument("--output", help="file name in WORK (default decode.json)")
     me = steps.add_parser("merge")
     me.add_argument("--squad", required=True)
     me.add_argument("--kb", required=True)
