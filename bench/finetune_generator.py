@@ -214,6 +214,7 @@ def decode(args: argparse.Namespace) -> None:
             "prompt_tokens": t["prompt_n"],
             "decode_tokens_per_s": 1000 * t["predicted_n"] / t["predicted_ms"],
             "prefill_tokens_per_s": 1000 * t["prompt_n"] / t["prompt_ms"],
+            "llama_seconds_per_answer": (t["prompt_ms"] + t["predicted_ms"]) / 1000 / len(asked),
         }
         for label, t in sums.items()
     }

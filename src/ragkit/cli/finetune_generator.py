@@ -75,16 +75,16 @@ def add_generator_parser(steps: Any, kb_help: str) -> None:
         "--merge",
         action="store_true",
         help="also write merged.gguf: the base GGUF with the adapter in its weights "
-        "(decodes at the base's speed; ragkit finetune merge does it later)",
+        "(no run-time adapter; ragkit finetune merge does it later)",
     )
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--json", action="store_true", help="print the report as JSON")
 
     merge = steps.add_parser(
         "merge",
-        help="merge a generator's LoRA adapter into a new GGUF (decodes at the base's speed)",
+        help="merge a generator's LoRA adapter into a new GGUF (no run-time adapter)",
         description="Write a copy of the base GGUF with the adapter folded into its "
-        "weights: no run-time LoRA cost, and it loads as any model (ragkit ask --llm "
+        "weights: no run-time LoRA products, and it loads as any model (ragkit ask --llm "
         "FILE.gguf). Adapted weights are stored as Q8_0 when the base's are below 8 bits "
         "(--type auto), so re-quantizing does not round the adapter away.",
     )

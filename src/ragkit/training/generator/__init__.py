@@ -11,7 +11,7 @@ A pipeline of named steps, each usable alone:
 4. :func:`finetune_generator` (:mod:`~ragkit.training.generator.pipeline`) runs them
    and writes a report; ``ragkit finetune generator`` calls it;
 5. merge (:mod:`~ragkit.training.generator.gguf_merge`): the adapter folded into a copy
-   of the base GGUF, which decodes at the base's speed; ``ragkit finetune merge``.
+   of the base GGUF, served with no run-time adapter; ``ragkit finetune merge``.
 
 Nothing here imports torch, peft or trl until a step runs.
 """

@@ -1,11 +1,12 @@
 """Step 4, merge: a LoRA adapter folded into a copy of its base GGUF.
 
 ``LlamaCppGenerator(lora=...)`` applies an adapter at run time: every adapted matrix
-costs a second, low-rank product per token (about 10 % of SmolLM2-135M's decode speed
-for r 16 on all projections, docs/benchmarks/finetune_generator.md). Merging writes a new
-GGUF whose adapted weights are ``W + alpha / r * B A``, so it decodes as fast as the
-base and loads like any model: ``LlamaCppGenerator("merged.gguf")``,
-``ragkit ask --llm merged.gguf``.
+costs a second, low-rank product per token. Merging writes a new GGUF whose adapted
+weights are ``W + alpha / r * B A``, which loads like any model and needs no adapter:
+``LlamaCppGenerator("merged.gguf")``, ``ragkit ask --llm merged.gguf``. Its speed is
+that of the type its weights are stored in, not the base's: for SmolLM2-135M (Q4_1)
+merged as Q8_0, prompt processing ran 1.6x faster than the base's and decoding about
+10 % slower (docs/benchmarks/finetune_generator.md).
 
 Every other tensor and all metadata (tokenizer, chat template) are copied byte for
 byte. An adapted weight is read back to float32 (what transformers + peft trained
