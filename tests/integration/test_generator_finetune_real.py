@@ -462,18 +462,16 @@ def test_merged_gguf_computes_what_peft_computes_on_the_base(
             base = adapted(**ids).logits
     effect = (want - base).abs().mean().item()
     assert effect > 0.5  # the adapter matters
-    for kind, share in (("f32", 1e-4), ("auto", 0.1)):
-        path = merge_gguf(
-            folder, tmp_path / f"{kind}.gguf", base=default_model_path(),
-            weight_type=kind,
-        )  # fmt: skip
-        _tok, merged = load_causal_lm(path)
-        with torch.no_grad():
-            got = merged(**ids).logits
-        # f32: exact up to float sums; auto (Q8_0 weights): re-quantizing the sum costs
-        # under a tenth of the adapter's own effect (Q4_1 again would cost most of it)
-        assert (got - want).abs().mean().item() < share * effect, kind
-        assert torch.equal(got.argmax(-1), want.argmax(-1)), kind
+    path = merge_gguf(folder, tmp_path / "merged.gguf", base=default_model_path())
+    _tok, merged = load_causal_lm(path)
+    with torch.no_grad():
+        got = merged(**ids).logits
+    # the default stores the sums as Q8_0: re-quantizing costs under a tenth of the
+    # adapter's own effect (Q4_1 again would cost most of it); a row order other than
+    # llama.cpp's would cost more than the effect itself. The exact float32 sum is
+    # checked on a tiny GGUF in tests/unit/test_gguf_merge.py.
+    assert (got - want).abs().mean().item() < 0.1 * effect
+    assert torch.equal(got.argmax(-1), want.argmax(-1))
 
 
 def test_llamacpp_runs_a_merged_gguf(smollm2_adapter: Any, tmp_path: Path) -> None:
