@@ -236,3 +236,24 @@ def test_embedder_per_query_scores_average_to_the_evaluators_ndcg(tiny: Path) ->
     assert len(per_query) == len(TOPICS)
     assert len(set(per_query)) > 1  # a random tiny model finds some and misses others
     assert np.mean(per_query) == pytest.approx(task.score_embedder(model), abs=1e-6)
+
+
+def test_train_embedder_scores_the_model_it_keeps_per_query(tiny: Path, tmp_path: Path) -> None:
+    """The per-query figures the promotion resamples come with the training result (no
+    second encoding of the pool) and are the written model's own."""
+    from sentence_transformers import SentenceTransformer
+
+    from ragkit.training.train import train_embedder
+
+    pairs = good_pairs()
+    task = HeldOut.build(pairs[9:], distractors=[p.positive for p in pairs[:9]])
+    result = train_embedder(
+        pairs[:9], task, base=tiny, work=tmp_path / "work",
+        config=TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3, negatives=0,
+                           precision="float32"),
+    )  # fmt: skip
+    assert len(result.per_query) == len(task.queries)
+    assert result.score == pytest.approx(np.mean(result.per_query))
+    written = SentenceTransformer(str(result.path), device="cpu")
+    assert list(result.per_query) == pytest.approx(task.embedder_per_query(written), abs=1e-6)
+    assert result.score == pytest.approx(task.score_embedder(written), abs=1e-6)

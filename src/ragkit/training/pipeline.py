@@ -237,11 +237,7 @@ def finetune_embedder(
             train, task, base=base_ref, work=work, config=config, progress=progress
         )
         times["train"] = result.seconds
-        began = time.perf_counter()
-        trained_scores = task.embedder_per_query(
-            st.SentenceTransformer(str(result.path), device="cpu")
-        )
-        times["evaluate_trained"] = time.perf_counter() - began
+        trained_scores = list(result.per_query)  # scored by train_embedder, once
         report = promote(
             kind="embedder", out=folder, base=str(base or base_id), base_id=base_id,
             base_score=_mean(base_scores), trained=result.path,

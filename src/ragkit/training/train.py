@@ -86,6 +86,9 @@ class TrainResult:
         pairs: training pairs (rows for the reranker).
         steps: optimizer steps.
         seconds: wall time of the training loop.
+        per_query: the embedder's: each held-out query's nDCG@10 under the kept model
+            (:meth:`HeldOut.embedder_per_query`, whose mean is ``score``), so the
+            promotion decision does not encode the pool again; empty for a reranker.
     """
 
     path: Path
@@ -93,6 +96,7 @@ class TrainResult:
     pairs: int
     steps: int
     seconds: float
+    per_query: tuple[float, ...] = ()
 
 
 def _st() -> Any:
@@ -233,11 +237,12 @@ def train_embedder(
     began = time.perf_counter()
     state = trainer.train()
     seconds = time.perf_counter() - began
-    score = float(evaluator(model)[heldout.embedder_key])
+    per_query = tuple(heldout.embedder_per_query(model))  # the best epoch's model
     out = work / "model"
     model.save_pretrained(str(out))
     shutil.rmtree(work / "checkpoints", ignore_errors=True)
-    return TrainResult(out, score, len(train), int(state.global_step), seconds)
+    score = sum(per_query) / max(1, len(per_query))
+    return TrainResult(out, score, len(train), int(state.global_step), seconds, per_query)
 
 
 def load_cross_encoder(base: str | Path) -> Any:
