@@ -226,3 +226,38 @@ def test_cli_merge_writes_merged_gguf_in_the_adapter_folder(
     assert main(["finetune", "merge", str(adapter), "--base", str(base), "--type", "f32"]) == 0
     assert (adapter / "merged.gguf").is_file()
     assert "ragkit ask --kb KB --llm" in capsys.readouterr().out
+
+
+def test_an_adapter_of_other_shapes_is_refused_before_writing(tiny, tmp_path: Path) -> None:
+    base, adapter, lora = tiny
+    bad = dict(lora)
+    bad[f"{PEFT}mlp.down_proj.lora_A.weight"] = np.ones((4, FFN + 32), dtype=np.float32)
+    safetensors_numpy.save_file(bad, str(adapter / "adapter_model.safetensors"))
+    with pytest.raises(ConfigurationError, match=r"blk.0.ffn_down.weight as 32 x 96"):
+        merge_gguf(adapter, tmp_path / "merged.gguf", base=base)
+    assert not (tmp_path / "merged.gguf").exists()
+
+
+def test_a_merge_that_fails_while_writing_leaves_no_file_behind(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fills up halfway: neither the output nor a partial file is left,
+    so nothing can later load half a model; an older output stays as it was."""
+    base, adapter, _lora = tiny
+    out = tmp_path / "sub" / "merged.gguf"
+    merge_gguf(adapter, out, base=base)
+    before = out.read_bytes()
+    calls = []
+
+    def quantize_then_fail(data: np.ndarray, qtype: object) -> np.ndarray:
+        calls.append(qtype)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_quantize(data, qtype)
+
+    real_quantize = gguf.quantize
+    monkeypatch.setattr(gguf, "quantize", quantize_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        merge_gguf(adapter, out, base=base, weight_type="f16")
+    assert [p.name for p in out.parent.iterdir()] == ["merged.gguf"]
+    assert out.read_bytes() == before

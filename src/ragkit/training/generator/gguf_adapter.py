@@ -19,7 +19,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +92,20 @@ def _permute(weights: Any, n_head: int) -> Any:
         .swapaxes(1, 2)
         .reshape(weights.shape)
     )
+
+
+@contextlib.contextmanager
+def written_whole(target: Path) -> Iterator[Path]:
+    """A temporary path next to ``target`` to write to, moved onto ``target`` only when
+    the block finishes: a crash or an error never leaves a half-written model behind
+    (the partial file is removed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        yield partial
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _shape_of(base: str | Path | None, shape: dict[str, Any] | None, what: str) -> dict[str, Any]:
@@ -184,15 +200,16 @@ def write_gguf_adapter(
     gguf = require("gguf", extra="train", purpose="writing a LoRA adapter GGUF")
     shape = _shape_of(base, shape, "write_gguf_adapter")
     pairs = list(lora_deltas(adapter_dir, shape))
-    writer = gguf.GGUFWriter(str(out), str(shape["architecture"]))
-    writer.add_string(gguf.Keys.General.TYPE, gguf.GGUFType.ADAPTER)
-    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, pairs[0].alpha)
-    for pair in pairs:
-        writer.add_tensor(f"{pair.weight}.lora_a", pair.a)
-        writer.add_tensor(f"{pair.weight}.lora_b", pair.b)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    with written_whole(Path(out)) as partial:
+        writer = gguf.GGUFWriter(str(partial), str(shape["architecture"]))
+        writer.add_string(gguf.Keys.General.TYPE, gguf.GGUFType.ADAPTER)
+        writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+        writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, pairs[0].alpha)
+        for pair in pairs:
+            writer.add_tensor(f"{pair.weight}.lora_a", pair.a)
+            writer.add_tensor(f"{pair.weight}.lora_b", pair.b)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
     return Path(out)

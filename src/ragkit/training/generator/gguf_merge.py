@@ -29,7 +29,7 @@ from typing import Any
 
 from ragkit._deps import require
 from ragkit.errors import ConfigurationError
-from ragkit.training.generator.gguf_adapter import base_shape, lora_deltas
+from ragkit.training.generator.gguf_adapter import base_shape, lora_deltas, written_whole
 
 __all__ = ["MERGED", "WEIGHT_TYPES", "merge_gguf"]
 
@@ -99,6 +99,14 @@ def merge_gguf(
             f"{folder}: adapter weights {missing[:3]} are not in {base_path}: "
             "was it trained on another model?"
         )
+    for name, pair in deltas.items():
+        want = tuple(int(n) for n in reversed(tensors[name].shape))
+        got = (int(pair.b.shape[0]), int(pair.a.shape[1]))
+        if got != want:
+            raise ConfigurationError(
+                f"{folder}: the adapter changes {name} as {got[0]} x {got[1]}, but "
+                f"{base_path} holds it as {want[0]} x {want[1]}: was it trained on another model?"
+            )
 
     def stored_type(tensor: Any) -> Any:
         if weight_type == "same" or (weight_type == "auto" and tensor.tensor_type.name in _KEPT):
@@ -113,7 +121,19 @@ def merge_gguf(
         weights = weights.reshape(rows, cols) + scale * deltas[tensor.name].delta()
         return gguf.quantize(weights, stored_type(tensor))
 
-    writer = gguf.GGUFWriter(str(out_path), str(reader.fields["general.architecture"].contents()))
+    with written_whole(out_path) as partial:  # never a half-written model at out
+        _copy(reader, partial, {name: stored_type(tensors[name]) for name in deltas}, merged)
+    return out_path
+
+
+def _copy(reader: Any, path: Path, replaced: dict[str, Any], compute: Any) -> None:
+    """Write the GGUF ``reader`` reads to ``path``: all metadata and every tensor as it
+    is, except those named in ``replaced`` (name -> the type to store), whose data
+    ``compute(tensor)`` makes, one at a time."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), str(reader.fields["general.architecture"].contents()))
     for field in reader.fields.values():
         if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
             continue  # the writer writes these itself
@@ -121,11 +141,11 @@ def merge_gguf(
         sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
     for tensor in reader.tensors:
-        if tensor.name in deltas:
-            kind = stored_type(tensor)
+        if tensor.name in replaced:
+            kind = replaced[tensor.name]
             rows, cols = (int(n) for n in reversed(tensor.shape))
             dtype = np.dtype({"F32": np.float32, "F16": np.float16}.get(kind.name, np.uint8))
-            stored = (rows, cols)
+            stored: tuple[int, ...] = (rows, cols)
             if dtype == np.uint8:  # blocks of a quantized type, as bytes
                 stored = gguf.quant_shape_to_byte_shape(stored, kind)
             nbytes = stored[0] * stored[1] * dtype.itemsize
@@ -138,8 +158,7 @@ def merge_gguf(
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    for tensor in reader.tensors:  # one adapted weight in memory at a time
-        data = merged(tensor) if tensor.name in deltas else tensor.data
+    for tensor in reader.tensors:
+        data = compute(tensor) if tensor.name in replaced else tensor.data
         writer.write_tensor_data(data, tensor_endianess=reader.endianess)
     writer.close()
-    return out_path
