@@ -187,12 +187,14 @@ def reranker_class(table: Mapping[str, Any], origin: str) -> tuple[Callable[...,
 
 
 def generator_class(table: Mapping[str, Any], origin: str) -> Callable[..., Any]:
-    kind = kind_of(table, "extractive", ("extractive", "llama-cpp", "openai"), origin, "generator")
+    kinds = ("extractive", "llama-cpp", "openai", "transformers")
+    kind = kind_of(table, "extractive", kinds, origin, "generator")
     from ragkit import generation
 
     classes: dict[str, Callable[..., Any]] = {
         "extractive": generation.ExtractiveGenerator,
         "llama-cpp": generation.LlamaCppGenerator,
         "openai": generation.OpenAIGenerator,
+        "transformers": generation.TransformersGenerator,
     }
     return classes[kind]

@@ -31,7 +31,7 @@ environment variable to set instead. ::
     model = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 
     [generator]
-    kind = "openai"                  # extractive, llama-cpp or openai
+    kind = "openai"                  # extractive, llama-cpp, openai or transformers
     model = "gpt-4o-mini"
     api_key_env = "OPENAI_API_KEY"   # the variable holding the key (this is the default)
 

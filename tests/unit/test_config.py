@@ -216,3 +216,43 @@ def test_yaml_without_pyyaml_names_the_extra(
     path = _write(tmp_path, "r.yaml", "k: 3\n")
     with pytest.raises(MissingDependencyError, match=r"ragkit\[yaml\]"):
         RagkitConfig.from_file(path)
+
+
+def test_a_fine_tuned_local_generator_is_configured_by_its_class_arguments(
+    tmp_path: Path,
+) -> None:
+    """[generator] for ragkit finetune's outputs: a merged GGUF or an adapter with
+    llama.cpp, or a model folder and its adapter through transformers (nothing loads
+    until the first answer)."""
+    from ragkit.generation import LlamaCppGenerator, TransformersGenerator
+
+    merged = tmp_path / "merged.gguf"
+    merged.write_bytes(b"GGUF")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter.gguf").write_bytes(b"GGUF")
+    (adapter / "adapter_config.json").write_text("{}")  # a peft adapter folder
+    llama = RagkitConfig.from_mapping(
+        {"generator": {"kind": "llama-cpp", "model_path": str(merged), "max_tokens": 64}}
+    ).build_generator()
+    assert isinstance(llama, LlamaCppGenerator)
+    assert Path(llama.model_path) == merged
+    assert llama.lora is None
+    with_lora = RagkitConfig.from_mapping(
+        {"generator": {"kind": "llama-cpp", "model_path": str(merged), "lora": str(adapter)}}
+    ).build_generator()
+    assert with_lora.lora == adapter / "adapter.gguf"  # type: ignore[union-attr]
+    folder = tmp_path / "hf-model"
+    folder.mkdir()
+    hf = RagkitConfig.from_mapping(
+        {"generator": {"kind": "transformers", "model": str(folder), "lora": str(adapter)}}
+    ).build_generator()
+    assert isinstance(hf, TransformersGenerator)
+    with pytest.raises(ConfigurationError, match=r"\[generator\] model not found: models/none"):
+        RagkitConfig.from_mapping(
+            {"generator": {"kind": "transformers", "model": "models/none"}}
+        ).build_generator()
+    with pytest.raises(
+        ConfigurationError, match=r"\[generator\] kind must be one of.*transformers"
+    ):
+        RagkitConfig.from_mapping({"generator": {"kind": "vllm"}})
