@@ -13,6 +13,9 @@ test split is only read by the final scoring (``--score``).
     # synthetic pairs only (inverse cloze from the kb's chunks), one run per seed
     python bench/finetune.py synthetic --data ../shared/bench/scifact \\
         --kb /tmp/ft/scifact-kb --work /tmp/ft/syn --seeds 0,1,2
+    # ... judged by SmolLM2 questions about other documents instead of a cloze split
+    python bench/finetune.py synthetic --data ../shared/bench/scifact \\
+        --kb /tmp/ft/scifact-kb --work /tmp/ft/syn-judge --seeds 6,7,8 --judge-by llm
     # the fast mode: a linear query adapter on the cached vectors (no re-embedding)
     python bench/finetune.py adapter --data ../shared/bench/scifact \\
         --kb /tmp/ft/scifact-kb --work /tmp/ft/adapter
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import sys
 import time
@@ -116,7 +120,13 @@ def copy_kb(src: Path, dst: Path) -> None:
 
 
 def run_embedder(
-    args: argparse.Namespace, name: str, pairs: Any, synthetic: str | None, seed: int
+    args: argparse.Namespace,
+    name: str,
+    pairs: Any,
+    synthetic: str | None,
+    seed: int,
+    *,
+    eval_pairs: list[Pair] | None = None,
 ) -> dict[str, Any]:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -138,7 +148,8 @@ def run_embedder(
             kb=rag,
             synthetic=synthetic,  # type: ignore[arg-type]
             config=config,
-            max_chunks=args.max_chunks,
+            max_chunks=None if pairs is not None else args.max_chunks,
+            eval_pairs=eval_pairs,
             heldout_fraction=args.heldout_fraction,
             heldout_pool=args.heldout_pool,
             progress=progress_printer(),
@@ -181,10 +192,50 @@ def cmd_supervised(args: argparse.Namespace) -> dict[str, Any]:
     return run_embedder(args, "supervised", str(path), None, args.seed)
 
 
+def llm_judged(args: argparse.Namespace, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Cloze pairs to train on and SmolLM2-written questions to judge by, from disjoint
+    documents: ``--judge-docs`` documents drawn with ``seed`` give one chunk each to the
+    question writer (round-trip filtered as ``synthetic_pairs`` does, cached in WORK);
+    the cloze pairs come from ``--max-chunks`` chunks of the other documents. No qrels."""
+    from ragkit.generation import LlamaCppGenerator
+    from ragkit.training.pairs import inverse_cloze_pairs, read_pairs, synthetic_pairs
+
+    rng = random.Random(seed)
+    with RAG(args.kb) as rag:
+        chunks = kb_chunks(rag)
+        by_doc: dict[str, list[Any]] = {}
+        for chunk in chunks:
+            by_doc.setdefault(str(chunk.document_id), []).append(chunk)
+        judge_docs = set(rng.sample(sorted(by_doc), args.judge_docs))
+        cache = Path(args.work) / f"judge-llm-seed{seed}.jsonl"
+        if cache.exists():
+            judge = read_pairs(cache)
+        else:
+            picked = [rng.choice(by_doc[doc]) for doc in sorted(judge_docs)]
+            llm = LlamaCppGenerator(max_tokens=48, temperature=0.7, seed=seed, n_threads=1)
+            judge = synthetic_pairs(picked, llm, rag, progress=progress_printer())
+            llm.close()
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            write_pairs(judge, cache)
+    rest = [c for c in chunks if str(c.document_id) not in judge_docs]
+    picked = sorted(random.Random(seed).sample(rest, args.max_chunks), key=lambda c: c.id)
+    train = inverse_cloze_pairs(picked, seed=seed)
+    print(f"seed {seed}: {len(train)} cloze pairs, {len(judge)} judge questions from "
+          f"{len(judge_docs)} other documents", file=sys.stderr, flush=True)  # fmt: skip
+    return train, judge
+
+
 def cmd_synthetic(args: argparse.Namespace) -> dict[str, Any]:
     runs = []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        runs.append(run_embedder(args, f"{args.method}-seed{seed}", None, args.method, seed))
+        name = f"{args.method}-seed{seed}"
+        if args.judge_by == "llm":
+            train, judge = llm_judged(args, seed)
+            run = run_embedder(args, f"{name}-llm-judge", train, None, seed, eval_pairs=judge)
+            run["judge"] = {"by": "llm", "documents": args.judge_docs, "questions": len(judge)}
+            runs.append(run)
+        else:
+            runs.append(run_embedder(args, name, None, args.method, seed))
     out: dict[str, Any] = {"runs": runs}
     gains = [r["test"]["hybrid"] - args.base_hybrid for r in runs if "test" in r]
     if gains:
@@ -419,6 +470,12 @@ def add_kb_arguments(p: argparse.ArgumentParser, name: str) -> None:
     if name == "synthetic":
         p.add_argument("--seeds", default="0,1,2")
         p.add_argument("--method", default="cloze", choices=("cloze", "llm"))
+        p.add_argument(
+            "--judge-by", default="split", choices=("split", "llm"),
+            help="held-out judge: a split of the training pairs by document, or SmolLM2 "
+            "questions about --judge-docs other documents (cloze training only)",
+        )  # fmt: skip
+        p.add_argument("--judge-docs", type=int, default=150)
         p.add_argument("--base-hybrid", type=float, default=0.7387)
 
 
