@@ -1,4 +1,4 @@
-"""Step 4, merge: a LoRA adapter folded into a copy of its base GGUF.
+"""Step 5, merge: a LoRA adapter folded into a copy of its base GGUF.
 
 ``LlamaCppGenerator(lora=...)`` applies an adapter at run time: every adapted matrix
 costs a second, low-rank product per token. Merging writes a new GGUF whose adapted
