@@ -189,6 +189,10 @@ def test_refusals_name_the_problem(tiny, tmp_path: Path) -> None:
     base, adapter, _lora = tiny
     with pytest.raises(ConfigurationError, match="no base GGUF"):
         merge_gguf(adapter, tmp_path / "merged.gguf")  # no report, no base=
+    with pytest.raises(ConfigurationError, match="no such base model file"):
+        merge_gguf(adapter, tmp_path / "merged.gguf", base=tmp_path / "missing.gguf")
+    with pytest.raises(ConfigurationError, match="not a GGUF file"):
+        merge_gguf(adapter, tmp_path / "merged.gguf", base=adapter / "adapter_config.json")
     with pytest.raises(ConfigurationError, match="weight_type"):
         merge_gguf(adapter, tmp_path / "merged.gguf", base=base, weight_type="q2_k")
     with pytest.raises(ConfigurationError, match="overwrite the base"):

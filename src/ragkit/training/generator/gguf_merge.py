@@ -83,10 +83,15 @@ def merge_gguf(
     if weight_type not in WEIGHT_TYPES:
         raise ConfigurationError(f"weight_type must be one of {WEIGHT_TYPES}, not {weight_type!r}")
     base_path = Path(base) if base is not None else _recorded_base(folder)
-    if base_path is None or base_path.suffix != ".gguf" or not base_path.is_file():
+    if base_path is None:
         raise ConfigurationError(
-            f"{folder}: no base GGUF to merge into (got {base_path}); pass base=PATH.gguf"
+            f"{folder}: no base GGUF to merge into (no finetune-report.json names one); "
+            "pass it: base= in Python, --base PATH.gguf on the command line"
         )
+    if not base_path.is_file():
+        raise ConfigurationError(f"{base_path}: no such base model file")
+    if base_path.suffix != ".gguf":
+        raise ConfigurationError(f"{base_path}: not a GGUF file; merging needs a GGUF base")
     out_path = Path(out)
     if out_path.exists() and out_path.resolve() == base_path.resolve():
         raise ConfigurationError(f"{out_path}: will not overwrite the base model")
