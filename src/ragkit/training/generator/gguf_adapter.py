@@ -67,7 +67,11 @@ class LoraTensors:
 def base_shape(base_gguf: str | Path) -> dict[str, Any]:
     """Architecture, heads and blocks of a GGUF model (what the conversion needs)."""
     gguf = require("gguf", extra="train", purpose="writing a LoRA adapter GGUF")
-    reader = gguf.GGUFReader(str(base_gguf))
+    return shape_of(gguf.GGUFReader(str(base_gguf)), base_gguf)
+
+
+def shape_of(reader: Any, base_gguf: str | Path) -> dict[str, Any]:
+    """:func:`base_shape` from a ``gguf.GGUFReader`` already open on ``base_gguf``."""
 
     def field(key: str) -> Any:
         value = reader.fields.get(key)
@@ -106,14 +110,6 @@ def written_whole(target: Path) -> Iterator[Path]:
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
-
-
-def _shape_of(base: str | Path | None, shape: dict[str, Any] | None, what: str) -> dict[str, Any]:
-    if shape is not None:
-        return shape
-    if base is None:
-        raise ConfigurationError(f"{what} needs base= (a GGUF) or shape=")
-    return base_shape(base)
 
 
 def lora_deltas(adapter_dir: str | Path, shape: dict[str, Any]) -> Iterator[LoraTensors]:
@@ -198,7 +194,10 @@ def write_gguf_adapter(
             :func:`lora_deltas`), or an architecture not handled here.
     """
     gguf = require("gguf", extra="train", purpose="writing a LoRA adapter GGUF")
-    shape = _shape_of(base, shape, "write_gguf_adapter")
+    if shape is None:
+        if base is None:
+            raise ConfigurationError("write_gguf_adapter needs base= (a GGUF) or shape=")
+        shape = base_shape(base)
     pairs = list(lora_deltas(adapter_dir, shape))
     with written_whole(Path(out)) as partial:
         writer = gguf.GGUFWriter(str(partial), str(shape["architecture"]))

@@ -29,7 +29,7 @@ from typing import Any
 
 from ragkit._deps import require
 from ragkit.errors import ConfigurationError
-from ragkit.training.generator.gguf_adapter import base_shape, lora_deltas, written_whole
+from ragkit.training.generator.gguf_adapter import lora_deltas, shape_of, written_whole
 
 __all__ = ["MERGED", "WEIGHT_TYPES", "merge_gguf"]
 
@@ -95,8 +95,8 @@ def merge_gguf(
     out_path = Path(out)
     if out_path.exists() and out_path.resolve() == base_path.resolve():
         raise ConfigurationError(f"{out_path}: will not overwrite the base model")
-    deltas = {pair.weight: pair for pair in lora_deltas(folder, base_shape(base_path))}
-    reader = gguf.GGUFReader(str(base_path))
+    reader = gguf.GGUFReader(str(base_path))  # read once: shape, tensors and metadata
+    deltas = {pair.weight: pair for pair in lora_deltas(folder, shape_of(reader, base_path))}
     tensors = {t.name: t for t in reader.tensors}
     missing = sorted(set(deltas) - set(tensors))
     if missing:
