@@ -218,7 +218,8 @@ def mine_negatives(
     for start in range(0, len(pairs), batch):
         block = queries[start : start + batch]
         scores = block @ corpus_vectors.T
-        top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+        if rank is None:  # the embedder's own order (``rank`` orders them otherwise)
+            top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
         for row, pair_index in enumerate(range(start, start + len(block))):
             pair = pairs[pair_index]
             if rank is None:
