@@ -207,13 +207,16 @@ def llm_judged(args: argparse.Namespace, seed: int) -> tuple[list[Pair], list[Pa
         for chunk in chunks:
             by_doc.setdefault(str(chunk.document_id), []).append(chunk)
         judge_docs = set(rng.sample(sorted(by_doc), args.judge_docs))
-        cache = Path(args.work) / f"judge-llm-seed{seed}.jsonl"
+        depth = "" if args.judge_top_k == 3 else f"-top{args.judge_top_k}"
+        cache = Path(args.work) / f"judge-llm-seed{seed}{depth}.jsonl"
         if cache.exists():
             judge = read_pairs(cache)
         else:
             picked = [rng.choice(by_doc[doc]) for doc in sorted(judge_docs)]
             llm = LlamaCppGenerator(max_tokens=48, temperature=0.7, seed=seed, n_threads=1)
-            judge = synthetic_pairs(picked, llm, rag, progress=progress_printer())
+            judge = synthetic_pairs(
+                picked, llm, rag, top_k=args.judge_top_k, progress=progress_printer()
+            )
             llm.close()
             cache.parent.mkdir(parents=True, exist_ok=True)
             write_pairs(judge, cache)
@@ -232,7 +235,10 @@ def cmd_synthetic(args: argparse.Namespace) -> dict[str, Any]:
         if args.judge_by == "llm":
             train, judge = llm_judged(args, seed)
             run = run_embedder(args, f"{name}-llm-judge", train, None, seed, eval_pairs=judge)
-            run["judge"] = {"by": "llm", "documents": args.judge_docs, "questions": len(judge)}
+            run["judge"] = {
+                "by": "llm", "documents": args.judge_docs, "questions": len(judge),
+                "top_k": args.judge_top_k,
+            }  # fmt: skip
             runs.append(run)
         else:
             runs.append(run_embedder(args, name, None, args.method, seed))
@@ -476,6 +482,10 @@ def add_kb_arguments(p: argparse.ArgumentParser, name: str) -> None:
             "questions about --judge-docs other documents (cloze training only)",
         )  # fmt: skip
         p.add_argument("--judge-docs", type=int, default=150)
+        p.add_argument(
+            "--judge-top-k", type=int, default=3,
+            help="keep a judge question when the base kb returns its chunk in this top k",
+        )  # fmt: skip
         p.add_argument("--base-hybrid", type=float, default=0.7387)
 
 
