@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ragkit._deps import package_dir
+from ragkit._files import write_whole
 
 __all__ = ["count_tokens", "get_encoding", "seed_tiktoken_cache"]
 
@@ -74,9 +75,7 @@ def seed_tiktoken_cache(name: str) -> bool:
         return False
     try:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, cache_path)
+        write_whole(cache_path, data)
     except OSError as exc:
         logger.debug("could not seed tiktoken cache at %s: %s", cache_path, exc)
         return False

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragkit._files import write_whole
 from ragkit.errors import ConfigurationError, EmbedderMismatchError
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "Manifest"]
@@ -90,10 +90,7 @@ class Manifest:
     def write(self, folder: Path) -> None:
         """Write atomically: a crash leaves the old or the new manifest, never half."""
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / MANIFEST_NAME
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        write_whole(folder / MANIFEST_NAME, self.to_json().encode("utf-8"))
 
     def check_embedder(self, model_id: str, folder: Path | str) -> None:
         """Raise when ``model_id`` is not the embedder that built the kb, or when a

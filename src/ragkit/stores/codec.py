@@ -19,13 +19,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ragkit._files import write_whole
 from ragkit.errors import ConfigurationError, StoreError
 from ragkit.stores._vectors import (
     as_matrix,
@@ -195,17 +195,13 @@ def last_wins(chunks: Sequence[Chunk]) -> list[int]:
 
 
 def write_atomically(target: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file, flush it to disk, then swap it into place.
+    """Write ``data`` to a temporary file, flush it to disk, then swap it into place
+    (:func:`ragkit._files.write_whole`).
 
     Raises:
         StoreError: the file could not be written.
     """
-    tmp = target.with_name(target.name + ".tmp")
     try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        write_whole(target, data)
     except OSError as exc:
         raise StoreError(f"Could not write {target}: {exc}") from exc

@@ -19,15 +19,14 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ragkit._deps import require
+from ragkit._files import replacing
 from ragkit.errors import ConfigurationError
 
 __all__ = ["GGUF_ADAPTER", "LoraTensors", "base_shape", "lora_deltas", "write_gguf_adapter"]
@@ -96,20 +95,6 @@ def _permute(weights: Any, n_head: int) -> Any:
         .swapaxes(1, 2)
         .reshape(weights.shape)
     )
-
-
-@contextlib.contextmanager
-def written_whole(target: Path) -> Iterator[Path]:
-    """A temporary path next to ``target`` to write to, moved onto ``target`` only when
-    the block finishes: a crash or an error never leaves a half-written model behind
-    (the partial file is removed)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    try:
-        yield partial
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def lora_deltas(adapter_dir: str | Path, shape: dict[str, Any]) -> Iterator[LoraTensors]:
@@ -199,7 +184,8 @@ def write_gguf_adapter(
             raise ConfigurationError("write_gguf_adapter needs base= (a GGUF) or shape=")
         shape = base_shape(base)
     pairs = list(lora_deltas(adapter_dir, shape))
-    with written_whole(Path(out)) as partial:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with replacing(Path(out)) as partial:  # never a half-written adapter at out
         writer = gguf.GGUFWriter(str(partial), str(shape["architecture"]))
         writer.add_string(gguf.Keys.General.TYPE, gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")

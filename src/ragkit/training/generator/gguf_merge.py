@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ragkit._deps import require
+from ragkit._files import replacing
 from ragkit.errors import ConfigurationError
-from ragkit.training.generator.gguf_adapter import lora_deltas, shape_of, written_whole
+from ragkit.training.generator.gguf_adapter import lora_deltas, shape_of
 
 __all__ = ["MERGED", "WEIGHT_TYPES", "merge_gguf"]
 
@@ -126,7 +127,8 @@ def merge_gguf(
         weights = weights.reshape(rows, cols) + scale * deltas[tensor.name].delta()
         return gguf.quantize(weights, stored_type(tensor))
 
-    with written_whole(out_path) as partial:  # never a half-written model at out
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(out_path) as partial:  # never a half-written model at out
         _copy(reader, partial, {name: stored_type(tensors[name]) for name in deltas}, merged)
     return out_path
 
