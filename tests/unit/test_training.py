@@ -209,6 +209,28 @@ def test_split_by_document_keeps_documents_whole() -> None:
         split_by_document([Pair("a", "x"), Pair("b", "x")])
 
 
+def test_a_query_held_out_with_one_document_is_not_trained_on_with_another() -> None:
+    """A claim two abstracts support: held out with one of them, it must not be trained
+    on with the other (the held-out score would measure recall of a training query),
+    and the other abstract counts as relevant to it, not as a wrong answer."""
+    pairs = [Pair(f"q{i}", f"p{i}", document_id=f"d{i}") for i in range(20)]
+    shared = [Pair("shared claim", f"p{i}-shared", document_id=f"d{i}") for i in range(20)]
+    pairs += shared
+    train, held = split_by_document(pairs, fraction=0.2, seed=0)
+    assert len(train) + len(held) == len(pairs)
+    assert {p.query for p in train}.isdisjoint({p.query for p in held})
+    # the shared claim had a pair on the held-out side, so all 20 of its pairs moved
+    assert [p for p in held if p.query == "shared claim"] == shared
+    task = HeldOut.build(held)
+    (qid,) = [q for q, text in task.queries.items() if text == "shared claim"]
+    assert {task.corpus[pid] for pid in task.relevant[qid]} == {p.positive for p in shared}
+    # documents still stay whole apart from the moved pairs
+    held_docs = {p.document_id for p in held if p.query != "shared claim"}
+    assert held_docs.isdisjoint({p.document_id for p in train})
+    with pytest.raises(ConfigurationError, match="nothing is left to train on"):
+        split_by_document([Pair("one", f"p{i}", document_id=f"d{i}") for i in range(5)])
+
+
 def test_heldout_task_pools_positives_negatives_and_distractors() -> None:
     held = [
         Pair("q1", "p1", ("n1",), "d1"),

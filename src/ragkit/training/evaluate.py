@@ -48,12 +48,19 @@ def split_by_document(
     """(train, held-out): whole documents go to the held-out side until it holds about
     ``fraction`` of the pairs (at least ``min_pairs``).
 
+    A query with several relevant documents (a claim two abstracts support) would
+    otherwise be trained on with one of them and held out with another: every pair of a
+    query that has a pair on the held-out side goes there too, so no held-out query is
+    one the model trained on, and each held-out query counts all its known positives as
+    relevant (its other positives are not scored as wrong answers).
+
     Documents are taken in an order fixed by ``seed``, so a split is repeatable; pairs
     keep their order within each side.
 
     Raises:
-        ConfigurationError: ``fraction`` is not in (0, 1), or the pairs come from a
-            single document (nothing would be left to train on, or to test on).
+        ConfigurationError: ``fraction`` is not in (0, 1), the pairs come from a
+            single document, or their queries tie all of them to the held-out side
+            (nothing would be left to train on, or to test on).
     """
     if not 0 < fraction < 1:
         raise ConfigurationError(f"fraction must be between 0 and 1, got {fraction}")
@@ -74,8 +81,14 @@ def split_by_document(
             break
         held.add(group)
         taken += groups[group]
-    train = [p for p in pairs if p.group not in held]
-    heldout = [p for p in pairs if p.group in held]
+    held_queries = {p.query for p in pairs if p.group in held}
+    train = [p for p in pairs if p.group not in held and p.query not in held_queries]
+    heldout = [p for p in pairs if p.group in held or p.query in held_queries]
+    if not train:
+        raise ConfigurationError(
+            "every pair shares a query with a held-out pair: nothing is left to train on "
+            "(pass eval_pairs=, or pairs with more distinct queries)"
+        )
     return train, heldout
 
 
