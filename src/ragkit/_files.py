@@ -6,12 +6,14 @@ the fine-tuning writes all go through :func:`replacing`: the content is written 
 temporary file beside the target (same folder, so the final move is one ``rename``),
 flushed to disk, then moved onto the target. The temporary name carries the process id,
 so two processes writing the same target never write into each other's file; an error
-removes it.
+removes it, and the next write to the target removes those left by processes that died
+before their rename.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,7 @@ def replacing(target: Path) -> Iterator[Path]:
         >>> with replacing(Path("model.gguf")) as partial:  # doctest: +SKIP
         ...     writer.write_to(partial)
     """
+    _remove_stale(target)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     try:
         yield tmp
@@ -40,6 +43,29 @@ def replacing(target: Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove the temporary files of ``target`` whose process is gone (killed before
+    its rename); a live writer's file is left alone. POSIX only: elsewhere there is no
+    harmless way to ask whether a process id is alive."""
+    if os.name != "posix":
+        return
+    suffix = ".tmp"
+    for path in target.parent.glob(f"{glob.escape(target.name)}.*{suffix}"):
+        pid = path.name[len(target.name) + 1 : -len(suffix)]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError):  # no such process (or no such pid)
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def write_whole(target: Path, data: bytes) -> None:

@@ -61,3 +61,20 @@ def test_the_partial_file_is_named_by_the_process_beside_its_target(tmp_path: Pa
         assert str(os.getpid()) in partial.name
         partial.write_bytes(b"x")
     assert target.read_bytes() == b"x"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process ids are checked on POSIX only")
+def test_a_write_removes_the_partial_files_of_dead_writers_only(tmp_path: Path) -> None:
+    """A writer killed before its rename leaves its temporary file behind; the next
+    write to the same target removes it, but not a live writer's, nor another file's."""
+    target = tmp_path / "vectors.npy"
+    dead = tmp_path / "vectors.npy.4194305.tmp"  # above Linux's largest pid_max (2**22)
+    live = tmp_path / f"vectors.npy.{os.getppid()}.tmp"
+    other = tmp_path / "chunks.json.4194305.tmp"
+    for path in (dead, live, other):
+        path.write_bytes(b"partial")
+    write_whole(target, b"whole")
+    assert target.read_bytes() == b"whole"
+    assert not dead.exists()
+    assert live.exists()
+    assert other.exists()
