@@ -34,12 +34,12 @@ import random
 import shutil
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import finetune_squad
 import numpy as np
+from _positives import best_chunk_pairs
 from _progress import load, progress_printer
 
 from ragkit import RAG
@@ -47,7 +47,6 @@ from ragkit.cli._options import add_precision
 from ragkit.embeddings import SentenceTransformerEmbedder
 from ragkit.eval import BeirDataset, evaluate_retrieval
 from ragkit.training import TrainConfig
-from ragkit.training.negatives import embed_queries
 from ragkit.training.pairs import Pair, kb_chunks, write_pairs
 from ragkit.training.pipeline import finetune_embedder
 
@@ -58,24 +57,14 @@ def supervised_pairs(rag: RAG, data: BeirDataset, split: str = "train") -> list[
     """One pair per (query, relevant document): the document's chunk the base model
     ranks highest for the query is the positive (SciFact abstracts are 1-7 chunks)."""
     queries, qrels = data.split(split)
-    by_doc: dict[str, list[Any]] = defaultdict(list)
-    for chunk in kb_chunks(rag):
-        by_doc[chunk.document_id].append(chunk)
-    asked = [qid for qid in qrels if queries.get(qid)]
-    vectors_of = dict(
-        zip(asked, embed_queries(rag.embedder, [queries[q] for q in asked]), strict=True)
-    )
-    pairs = []
-    for qid in asked:
-        query, docs, q = queries[qid], qrels[qid], vectors_of[qid]
-        for doc_id, grade in docs.items():
-            chunks = by_doc.get(doc_id)
-            if grade < 1 or not chunks:
-                continue
-            vectors = rag.embedder.embed_documents([c.text for c in chunks])
-            best = chunks[int(np.argmax(vectors @ q))]
-            pairs.append(Pair(query, best.text, document_id=doc_id))
-    return pairs
+    wanted = [
+        (queries[qid], doc_id)
+        for qid, docs in qrels.items()
+        if queries.get(qid)
+        for doc_id, grade in docs.items()
+        if grade >= 1
+    ]
+    return best_chunk_pairs(rag, wanted)
 
 
 def score(kb: str | Path, data: BeirDataset, embedder: Any = None) -> dict[str, float]:

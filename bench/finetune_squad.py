@@ -12,18 +12,17 @@ import argparse
 import random
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _positives import best_chunk_pairs
 from _progress import load, progress_printer
 
 from ragkit import RAG
 from ragkit.cli._options import add_precision
 from ragkit.training import TrainConfig
-from ragkit.training.negatives import embed_queries
-from ragkit.training.pairs import Pair, kb_chunks
+from ragkit.training.pairs import Pair
 
 
 def by_article(questions: list[Any], articles: range) -> list[Any]:
@@ -39,18 +38,7 @@ def squad_pairs(rag: RAG, questions: list[Any], args: argparse.Namespace) -> lis
     train_q = by_article(questions, range(12))
     random.Random(args.seed).shuffle(train_q)
     train_q = train_q[: args.max_pairs]
-    by_doc: dict[str, list[Any]] = defaultdict(list)
-    for chunk in kb_chunks(rag):
-        by_doc[chunk.document_id].append(chunk)
-    vectors = embed_queries(rag.embedder, [q.question for q in train_q])
-    pairs = []
-    for q, vector in zip(train_q, vectors, strict=True):
-        chunks = by_doc.get(q.document_id)
-        if not chunks:
-            continue
-        scores = rag.embedder.embed_documents([c.text for c in chunks]) @ vector
-        pairs.append(Pair(q.question, chunks[int(np.argmax(scores))].text, (), q.document_id))
-    return pairs
+    return best_chunk_pairs(rag, [(q.question, q.document_id) for q in train_q])
 
 
 def judge_reranker(rag: RAG, pairs: list[Pair], folder: str, seed: int) -> dict[str, Any]:
