@@ -130,3 +130,42 @@ def test_errors_name_the_database_without_its_password() -> None:
         PostgresCatalog(settings)
     assert "hunter2" not in str(caught.value)
     assert "127.0.0.1:1/db" in str(caught.value)
+
+
+def test_catalog_migration_2_makes_idempotency_keys_unique(postgres_server: Any) -> None:
+    """A version-1 catalog (a non-unique key index) holding two jobs for one key, as two
+    workers could make them: after the upgrade the oldest holds the key, the other
+    keeps its record without it, and a new job for the key gets the oldest back."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    from ragkit.backends.catalog import JobRecord
+    from ragkit.backends.postgres.catalog import CATALOG_MIGRATIONS
+
+    name = "m" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = postgres_server.get_uri().replace("/postgres?", f"/{name}?") + "&connect_timeout=3"
+    tenant = _tenant()
+    old = JobRecord("job_b", tenant, "docs", "succeeded", "upload", 100.0, 101.0, "k1")
+    new = JobRecord("job_a", tenant, "docs", "succeeded", "upload", 200.0, 201.0, "k1")
+    with psycopg.connect(url) as conn, conn.transaction():
+        conn.execute(f"CREATE SCHEMA {CATALOG_SCHEMA}")
+        conn.execute(f"CREATE TABLE {CATALOG_SCHEMA}.schema_version (version integer "
+                     "PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")  # fmt: skip
+        for step in CATALOG_MIGRATIONS[0]:
+            conn.execute(step.format(s=CATALOG_SCHEMA))
+        conn.execute(f"INSERT INTO {CATALOG_SCHEMA}.schema_version (version) VALUES (1)")
+        for job in (new, old):
+            conn.execute(f"INSERT INTO {CATALOG_SCHEMA}.jobs VALUES (%s, %s, %s, %s, %s)",
+                         (job.id, job.tenant, job.kb, job.idempotency_key,
+                          Jsonb(job.__dict__)))  # fmt: skip
+    with PostgresCatalog(_settings(url)) as catalog:
+        assert catalog.find_job(tenant, "docs", "k1") == old
+        assert catalog.get_job(tenant, new.id) == new
+        third = JobRecord("job_c", tenant, "docs", "queued", "upload", 300.0, 300.0, "k1")
+        assert catalog.add_job(third) == old
+        assert catalog.get_job(tenant, third.id) is None
+        with catalog._cursor("test") as cur:
+            cur.execute(f"SELECT max(version) FROM {CATALOG_SCHEMA}.schema_version")
+            assert cur.fetchone()[0] == len(CATALOG_MIGRATIONS) == 2

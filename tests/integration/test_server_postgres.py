@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -220,6 +221,27 @@ def test_two_server_processes_share_one_postgres_kb(
             assert denied.status_code == 404, (server.url, path, denied.text)
         listed = httpx.get(f"{server.url}/v1/kbs", headers=_auth(other), timeout=10)
         assert listed.json()["data"] == []
+
+    # A new key sent to both servers at once: the database keeps one job for it.
+    race = {"documents": [{"source": "buoy.txt", "text": "The red buoy marks the reef."}]}
+    race_headers = {**_auth(key), "Idempotency-Key": "upload-race"}
+    start = threading.Barrier(6)
+    answers: list[httpx.Response] = []
+
+    def post(url: str) -> None:
+        start.wait(timeout=30)
+        answers.append(httpx.post(f"{url}/v1/kbs/docs/documents/text", json=race,
+                                  headers=race_headers, timeout=30))  # fmt: skip
+
+    posts = [threading.Thread(target=post, args=(s.url,)) for s in (a, b, a, b, a, b)]
+    for thread in posts:
+        thread.start()
+    for thread in posts:
+        thread.join(timeout=60)
+    assert [r.status_code for r in answers] == [202] * 6, [r.text for r in answers]
+    assert len({r.json()["id"] for r in answers}) == 1, [r.json() for r in answers]
+    assert sum(r.headers.get("Idempotent-Replayed") != "true" for r in answers) == 1
+    assert _wait_job(b.url, key, answers[0].json()["id"])["state"] == "succeeded"
 
     # A key revoked in the database stops working on both at once.
     with PostgresCatalog(settings) as catalog:

@@ -7,9 +7,11 @@ Streaming, disconnects and the Python client run against a real uvicorn in
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,6 +202,38 @@ def test_idempotency_key_returns_the_same_job_and_refuses_other_content(api: Api
     other = {"documents": [{"text": "Something else.", "source": "lyon.txt"}]}
     r = api.client.post("/v1/kbs/handbook/documents/text", json=other, headers=headers)
     assert r.status_code == 409
+
+
+class _BlindLookup(LocalCatalog):
+    """A catalog whose look-up of a key always misses, as when another worker adds the
+    job for the key between this worker's look-up and its own add."""
+
+    def find_job(self, tenant: str, kb: str, idempotency_key: str) -> Any:
+        return None
+
+
+def test_a_key_taken_by_another_worker_answers_its_job(tmp_path: Path) -> None:
+    root = tmp_path / "kbs"
+    catalog = _BlindLookup(root)
+    _, admin = create_key(catalog, "acme", ("admin",))
+    app = create_app(ServerSettings(kb=str(root), rate_limit=0), catalog=catalog,
+                     open_rag=fake_opener())  # fmt: skip
+    headers = {"Authorization": f"Bearer {admin}", "Idempotency-Key": "upload-7"}
+    body = {"documents": [{"text": "Parcels leave Lyon at noon.", "source": "lyon.txt"}]}
+    with TestClient(app) as client:
+        assert client.post("/v1/kbs", json={"name": "docs"}, headers=headers).status_code == 201
+        first = client.post("/v1/kbs/docs/documents/text", json=body, headers=headers)
+        again = client.post("/v1/kbs/docs/documents/text", json=body, headers=headers)
+        assert first.status_code == again.status_code == 202
+        assert "Idempotent-Replayed" not in first.headers
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.json()["id"] == first.json()["id"]
+        other = {"documents": [{"text": "Something else.", "source": "lyon.txt"}]}
+        refused = client.post("/v1/kbs/docs/documents/text", json=other, headers=headers)
+        assert refused.status_code == 409
+    with closing(sqlite3.connect(root / "catalog.sqlite")) as db:
+        held = db.execute("SELECT id FROM jobs WHERE idempotency_key = 'upload-7'").fetchall()
+    assert held == [(first.json()["id"],)]
 
 
 def test_same_content_without_a_key_is_indexed_once(api: Api) -> None:

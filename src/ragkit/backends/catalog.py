@@ -172,8 +172,17 @@ class Catalog(Protocol):
         """Revoke a key; False when no key has that id."""
         ...
 
+    def add_job(self, job: JobRecord) -> JobRecord:
+        """Insert a new job and return it; when the job has an idempotency key that a job
+        of the same tenant and kb holds already, write nothing and return that job.
+
+        Atomic across processes: of several workers adding a job for one key at once,
+        exactly one job is kept and all of them get it back.
+        """
+        ...
+
     def save_job(self, job: JobRecord) -> None:
-        """Insert or replace a job by id."""
+        """Insert or replace a job by id (a new job with an idempotency key: :meth:`add_job`)."""
         ...
 
     def get_job(self, tenant: str, job_id: str) -> JobRecord | None:

@@ -55,6 +55,11 @@ def _folder_name(folder: Path) -> str:
     return name or "default"
 
 
+def _job_row(job: JobRecord) -> tuple[str, str, str, str | None, str]:
+    data = json.dumps(job.__dict__, sort_keys=True, default=str)
+    return (job.id, job.tenant, job.kb, job.idempotency_key, data)
+
+
 def _valid(tenant: str, name: str) -> bool:
     try:
         check_tenant(tenant)
@@ -189,13 +194,23 @@ class LocalCatalog:
 
     # -- jobs --------------------------------------------------------------------------
 
-    def save_job(self, job: JobRecord) -> None:
-        data = json.dumps(job.__dict__, sort_keys=True, default=str)
+    def add_job(self, job: JobRecord) -> JobRecord:
+        # BEGIN IMMEDIATE takes SQLite's write lock on the file: the look-up and the
+        # insert are one step for every process serving this folder.
         with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?)",
-                (job.id, job.tenant, job.kb, job.idempotency_key, data),
-            )
+            if job.idempotency_key is not None:
+                row = db.execute(
+                    "SELECT job FROM jobs WHERE tenant = ? AND kb = ? AND idempotency_key = ?",
+                    (job.tenant, job.kb, job.idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    return JobRecord(**json.loads(row[0]))
+            db.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?)", _job_row(job))
+        return job
+
+    def save_job(self, job: JobRecord) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?)", _job_row(job))
 
     def get_job(self, tenant: str, job_id: str) -> JobRecord | None:
         with self._lock:

@@ -136,8 +136,10 @@ class JobRunner:
         *,
         idempotency_key: str | None = None,
         detail: dict[str, Any] | None = None,
-    ) -> JobRecord:
-        """A new queued job of this worker, saved (not yet running: :meth:`submit`)."""
+    ) -> tuple[JobRecord, bool]:
+        """A new queued job of this worker, saved (not yet running: :meth:`submit`), and
+        True; or, when another worker holds ``idempotency_key`` on this kb already, that
+        worker's job and False (nothing saved)."""
         now = time.time()
         job = JobRecord(
             id=f"job_{secrets.token_hex(12)}",
@@ -152,8 +154,8 @@ class JobRunner:
             worker=self.worker_id,
             heartbeat=now,
         )
-        self.catalog.save_job(job)
-        return job
+        stored = self.catalog.add_job(job)
+        return stored, stored.id == job.id
 
     def submit(self, job: JobRecord, work: Work) -> None:
         """Queue ``work`` for ``job`` (made by :meth:`create`) in the pool."""

@@ -30,6 +30,7 @@ module needs pytest.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -301,6 +302,70 @@ class CatalogContract:
         shorter = JobRecord(**{**job.__dict__, "detail": {"errors": errors[:2]}})
         catalog.save_job(shorter)
         assert catalog.get_job(tenant, job.id) == shorter
+
+    def test_a_job_for_a_taken_idempotency_key_is_not_added(
+        self, catalog: Catalog, tenants: Callable[[], str]
+    ) -> None:
+        acme, globex = tenants(), tenants()
+
+        def job(tenant: str, kb: str, key: str | None) -> JobRecord:
+            now = time.time()
+            return JobRecord("j" + secrets.token_hex(8), tenant, kb, "queued", "upload", now,
+                             now, key, {"request_hash": secrets.token_hex(4)})  # fmt: skip
+
+        first = job(acme, "docs", "upload-1")
+        assert catalog.add_job(first) == first
+        second = job(acme, "docs", "upload-1")
+        assert catalog.add_job(second) == first
+        assert catalog.get_job(acme, second.id) is None
+        assert catalog.find_job(acme, "docs", "upload-1") == first
+        running = JobRecord(**{**first.__dict__, "state": "running", "updated": first.updated + 1})
+        catalog.save_job(running)  # updating the holder keeps its key
+        assert catalog.add_job(job(acme, "docs", "upload-1")) == running
+        # The same key on another kb or for another tenant, and jobs without a key: new.
+        others = [job(acme, "other", "upload-1"), job(globex, "docs", "upload-1"),
+                  job(acme, "docs", None), job(acme, "docs", None)]  # fmt: skip
+        for new in others:
+            assert catalog.add_job(new) == new
+            assert catalog.get_job(new.tenant, new.id) == new
+
+    def test_workers_adding_jobs_for_one_key_at_once_keep_one(
+        self,
+        catalog: Catalog,
+        reopened: Callable[[], Catalog],
+        tenants: Callable[[], str],
+    ) -> None:
+        tenant = tenants()
+        workers = [catalog, *(reopened() for _ in range(3))]
+        now = time.time()
+        jobs = [JobRecord("j" + secrets.token_hex(8), tenant, "docs", "queued", "upload", now,
+                          now, "same-key", {"worker": i}) for i in range(len(workers))]  # fmt: skip
+        start = threading.Barrier(len(workers))
+        kept: dict[int, JobRecord] = {}
+        errors: list[BaseException] = []
+
+        def add(i: int) -> None:
+            try:
+                start.wait(timeout=30)
+                kept[i] = workers[i].add_job(jobs[i])
+            except BaseException as exc:  # reported below, in the test's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=add, args=(i,)) for i in range(len(workers))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not errors, errors
+        assert len(kept) == len(workers)
+        winners = {job.id for job in kept.values()}
+        assert len(winners) == 1, kept
+        (winner,) = winners
+        assert winner in {job.id for job in jobs}
+        for job in jobs:
+            stored = catalog.get_job(tenant, job.id)
+            assert (stored is not None) == (job.id == winner)
+        assert catalog.find_job(tenant, "docs", "same-key") == kept[0]
 
     # -- shared state ------------------------------------------------------------------
 

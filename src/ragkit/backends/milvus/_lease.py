@@ -37,12 +37,13 @@ from ragkit.backends.milvus._client import STRONG, Connection
 from ragkit.backends.milvus._record import row
 from ragkit.errors import KnowledgeBaseLockedError, StoreError
 
-__all__ = ["Lease"]
+__all__ = ["SETTLE", "Lease"]
 
 logger = logging.getLogger(__name__)
 
 TTL = 30.0
-_SETTLE = 0.2
+#: Seconds a writer waits for a concurrent write to land before reading again.
+SETTLE = 0.2
 _POLL = 0.25
 _KEY = 'key == "lease"'
 
@@ -119,7 +120,7 @@ class Lease:
             held = self._read()
             if held is None or held["expires"] < time.time() or held["owner"] == self.owner:
                 self._write()
-                time.sleep(_SETTLE)  # let a concurrent writer's upsert land, then re-read
+                time.sleep(SETTLE)  # let a concurrent writer's upsert land, then re-read
                 held = self._read()
                 if held is not None and held["owner"] == self.owner:
                     break

@@ -29,6 +29,11 @@
 * A job is saved as a new version of its rows, then older versions are deleted;
   readers take the newest complete version, so a save cut short leaves the previous
   state whole, and a job whose JSON exceeds one VARCHAR (65,535 bytes) spans rows.
+* ``add_job`` with an idempotency key looks the key up, saves the job, waits 0.2 s and
+  looks again: when two workers added a job for the key meanwhile, the one made first
+  (by ``created``, then id) holds it and the other worker deletes its own. As with the
+  writers' lease, two adds whose look-up and save lie more than 0.2 s apart (a stalled
+  server) can still both run, and ``created`` compares the workers' clocks.
 * Revoking a key reads and rewrites its row (no partial update): fine, as nothing
   else rewrites a key.
 
@@ -49,7 +54,7 @@ from ragkit.backends.catalog import ApiKey, JobRecord, KbInfo, check_kb_name, ch
 from ragkit.backends.milvus._chunks import MAX_TEXT, create_collection
 from ragkit.backends.milvus._client import Connection, batched, pymilvus
 from ragkit.backends.milvus._filters import quote
-from ragkit.backends.milvus._lease import Lease
+from ragkit.backends.milvus._lease import SETTLE, Lease
 from ragkit.backends.milvus._record import CATALOG_PREFIX, RECORD_FIELDS, record_collection
 from ragkit.backends.urls import DEFAULT_TENANT, KB_NAME, TENANT_NAME, MilvusSettings
 from ragkit.errors import ConfigurationError, StoreError
@@ -294,6 +299,22 @@ class MilvusCatalog:
 
     # -- jobs --------------------------------------------------------------------------
 
+    def add_job(self, job: JobRecord) -> JobRecord:
+        """Save the job unless its idempotency key is taken (see the module docstring)."""
+        if not job.idempotency_key:
+            self.save_job(job)
+            return job
+        found = self.find_job(job.tenant, job.kb, job.idempotency_key)
+        if found is not None:
+            return found
+        self.save_job(job)
+        time.sleep(SETTLE)  # a worker adding one for the same key meanwhile has landed
+        first = self.find_job(job.tenant, job.kb, job.idempotency_key)
+        if first is not None and first.id != job.id:
+            self._conn.call("adding a job", "delete", JOBS, filter=f"id == {quote(job.id)}")
+            return first
+        return job
+
     def save_job(self, job: JobRecord) -> None:
         """Write the job as a new version of its rows, then delete older versions."""
         text = json.dumps(dataclasses.asdict(job), ensure_ascii=True, sort_keys=True,
@@ -322,7 +343,8 @@ class MilvusCatalog:
         expr = (f"tenant == {quote(tenant)} and kb == {quote(kb)} and "
                 f"idempotency_key == {quote(idempotency_key)}")  # fmt: skip
         jobs = _newest(self._query("looking up a job", JOBS, expr, _JOB_FIELDS))
-        return jobs[min(jobs)] if jobs else None
+        # The first one made holds the key: every worker agrees on which that is.
+        return min(jobs.values(), key=lambda j: (j.created, j.id)) if jobs else None
 
     def close(self) -> None:
         """Close the connection."""

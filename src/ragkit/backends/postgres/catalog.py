@@ -64,6 +64,17 @@ CATALOG_MIGRATIONS: list[list[str]] = [
         "idempotency_key text, job jsonb NOT NULL)",
         "CREATE INDEX jobs_idempotency ON {s}.jobs (tenant, kb, idempotency_key)",
     ],
+    # 2: one job per idempotency key, enforced by the database (two workers could each
+    # make one before). Of duplicates left by that, the oldest keeps the key.
+    [
+        "UPDATE {s}.jobs SET idempotency_key = NULL WHERE id IN (SELECT id FROM ("
+        "SELECT id, row_number() OVER (PARTITION BY tenant, kb, idempotency_key "
+        "ORDER BY (job->>'created')::double precision, id) AS n FROM {s}.jobs "
+        "WHERE idempotency_key IS NOT NULL) AS d WHERE d.n > 1)",
+        "DROP INDEX {s}.jobs_idempotency",
+        "CREATE UNIQUE INDEX jobs_idempotency ON {s}.jobs (tenant, kb, idempotency_key) "
+        "WHERE idempotency_key IS NOT NULL",
+    ],
 ]
 
 _KEY = "SELECT id, tenant, scopes, name, created, revoked, secret_hash FROM {s}.api_keys"
@@ -269,15 +280,33 @@ class PostgresCatalog:
 
     # -- jobs --------------------------------------------------------------------------
 
+    def add_job(self, job: JobRecord) -> JobRecord:
+        with self._cursor("adding a job") as cur:
+            # The unique index on (tenant, kb, idempotency_key) decides between workers.
+            cur.execute(
+                f"INSERT INTO {CATALOG_SCHEMA}.jobs VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (tenant, kb, idempotency_key) WHERE idempotency_key IS NOT NULL "
+                "DO NOTHING",
+                _job_row(job),
+            )
+            if cur.rowcount == 1:
+                return job
+        found = self.find_job(job.tenant, job.kb, job.idempotency_key or "")
+        if found is None:  # the holder was deleted in between (its kb dropped)
+            raise StoreError(
+                f"PostgreSQL catalog {self.location}: the job holding this idempotency key "
+                "was deleted while adding a new one; send the request again"
+            )
+        return found
+
     def save_job(self, job: JobRecord) -> None:
+        # A job's tenant, kb and key never change: an update leaves them (and the index).
         with self._cursor("saving a job") as cur:
             cur.execute(
                 f"INSERT INTO {CATALOG_SCHEMA}.jobs VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, kb = excluded.kb, "
-                "idempotency_key = excluded.idempotency_key, job = excluded.job",
-                (job.id, job.tenant, job.kb, job.idempotency_key,
-                 Jsonb(dataclasses.asdict(job))),
-            )  # fmt: skip
+                "ON CONFLICT (id) DO UPDATE SET job = excluded.job",
+                _job_row(job),
+            )
 
     def get_job(self, tenant: str, job_id: str) -> JobRecord | None:
         with self._cursor("reading a job") as cur:
@@ -310,6 +339,10 @@ class PostgresCatalog:
 
     def __repr__(self) -> str:
         return f"PostgresCatalog({self.location!r})"
+
+
+def _job_row(job: JobRecord) -> tuple[Any, ...]:
+    return (job.id, job.tenant, job.kb, job.idempotency_key, Jsonb(dataclasses.asdict(job)))
 
 
 def _migrate_catalog(conn: psycopg.Connection[Any], location: str) -> None:

@@ -86,36 +86,41 @@ def _accept(
         reused = None
         if idempotency_key is not None:
             reused = state.catalog.find_job(tenant, kb, idempotency_key)
-            if reused is not None and reused.detail.get("request_hash") != request_hash:
-                raise ApiError(
-                    409,
-                    "conflict",
-                    "this Idempotency-Key was used for a different request on this kb; "
-                    "use a new key for new content",
-                )
         else:
             recent_id = state.recent.get((tenant, kb, request_hash))
             if recent_id is not None:
                 recent = state.jobs.get(tenant, recent_id)
                 if recent is not None and recent.state not in TERMINAL:
                     reused = recent
-        if reused is not None:
-            if spool is not None:
-                shutil.rmtree(spool, ignore_errors=True)
-            job = state.jobs.get(tenant, reused.id) or reused
-            response.headers["Location"] = f"/v1/jobs/{job.id}"
-            response.headers["Idempotent-Replayed"] = "true"
-            return JobOut.of(job)
-        job = state.jobs.create(
-            tenant,
-            kb,
-            kind,
-            idempotency_key=idempotency_key,
-            detail={"request_hash": request_hash, **(detail or {})},
-        )
-        state.recent[(tenant, kb, request_hash)] = job.id
-        if len(state.recent) > 10_000:  # only in-flight repeats matter: forget the oldest
-            del state.recent[next(iter(state.recent))]
+        if reused is None:
+            # The catalog decides between workers: another may take the key first.
+            job, new = state.jobs.create(
+                tenant,
+                kb,
+                kind,
+                idempotency_key=idempotency_key,
+                detail={"request_hash": request_hash, **(detail or {})},
+            )
+            if new:
+                state.recent[(tenant, kb, request_hash)] = job.id
+                if len(state.recent) > 10_000:  # only in-flight repeats matter
+                    del state.recent[next(iter(state.recent))]
+            else:
+                reused = job
+    if reused is not None:
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
+        if idempotency_key is not None and reused.detail.get("request_hash") != request_hash:
+            raise ApiError(
+                409,
+                "conflict",
+                "this Idempotency-Key was used for a different request on this kb; "
+                "use a new key for new content",
+            )
+        job = state.jobs.get(tenant, reused.id) or reused
+        response.headers["Location"] = f"/v1/jobs/{job.id}"
+        response.headers["Idempotent-Replayed"] = "true"
+        return JobOut.of(job)
     state.jobs.submit(job, work)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobOut.of(job)
