@@ -28,6 +28,7 @@ from ragkit.types import (
     IndexReport,
     PageSpan,
     ScoredChunk,
+    Usage,
 )
 
 __version__ = "0.1.0"
@@ -46,5 +47,6 @@ __all__ = [
     "RagkitError",
     "RetrievalQA",
     "ScoredChunk",
+    "Usage",
     "__version__",
 ]

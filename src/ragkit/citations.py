@@ -134,6 +134,7 @@ def answer_from_generation(question: str, generation: Generation) -> Answer:
             extractive=generation.extractive,
             refused=True,
             related=generation.contexts[:3],
+            usage=generation.usage,
         )
     text, valid, invalid = cite(generation.text, generation.contexts)
     claims = claims_by_marker(text)
@@ -150,4 +151,5 @@ def answer_from_generation(question: str, generation: Generation) -> Answer:
         model=generation.model,
         extractive=generation.extractive,
         refused=generation.refused,
+        usage=generation.usage,
     )

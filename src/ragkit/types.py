@@ -30,6 +30,7 @@ __all__ = [
     "ScoredChunk",
     "SourcesEvent",
     "StreamEvent",
+    "Usage",
     "chunk_id",
     "document_id",
     "text_then_answer",
@@ -259,6 +260,36 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a language model read and wrote for one answer, as its tokenizer counts.
+
+    Attributes:
+        prompt_tokens: tokens of the prompt (instructions, passages, question).
+        completion_tokens: tokens the model generated, including any it wrote past a
+            stop that ragkit cut off.
+    """
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt and completion tokens together."""
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_wire(cls, data: object) -> Usage | None:
+        """The ``usage`` object of an OpenAI-style response; None when absent or malformed."""
+        if not isinstance(data, Mapping):
+            return None
+        prompt, completion = data.get("prompt_tokens"), data.get("completion_tokens")
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                   for n in (prompt, completion)):  # fmt: skip
+            return None
+        return cls(prompt, completion)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
 class Generation:
     """What a generator returns: text with ``[n]`` markers into ``contexts``.
 
@@ -269,6 +300,8 @@ class Generation:
         model: name of the model (or method) that wrote the text.
         extractive: True when the text was quoted from the contexts, not generated.
         refused: True when the generator found no answer in the contexts.
+        usage: the model's token counts; None when no model wrote the text or the
+            generator cannot tell.
     """
 
     text: str
@@ -277,6 +310,7 @@ class Generation:
     model: str = ""
     extractive: bool = False
     refused: bool = False
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +335,9 @@ class Answer:
         unsupported: sentences of the answer that no retrieved passage supports (set
             when citations are verified; see :class:`ragkit.verification.CitationVerifier`).
         related: with a refusal, the closest passages found, for the user to look at.
+        usage: the language model's token counts for this answer (None for extractive
+            answers, refusals made before any model ran, and generators that cannot
+            tell).
     """
 
     question: str
@@ -314,6 +351,7 @@ class Answer:
     refused: bool = False
     unsupported: tuple[str, ...] = ()
     related: tuple[ScoredChunk, ...] = ()
+    usage: Usage | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data: text, citations, contexts with their chunks and scores."""

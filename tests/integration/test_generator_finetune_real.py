@@ -327,9 +327,16 @@ def test_transformers_generator_prompts_as_llamacpp_and_streams(trained: Any) ->
     final = items[-1]
     assert isinstance(final, Generation)
     assert "".join(x for x in items[:-1] if isinstance(x, str)).strip() == final.text
-    assert gen.generate("When do owls hunt?", hits[:2]).text == final.text
+    whole = gen.generate("When do owls hunt?", hits[:2])
+    assert whole.text == final.text
     assert gen.last_timings is not None
     assert gen.last_timings["predicted_n"] <= 8
+    # The prompt's tokens as the tokenizer counts the rendered prompt; the tokens written.
+    prompt_ids = tokenizer(prompt.text, add_special_tokens=True)["input_ids"]
+    assert whole.usage == final.usage
+    assert whole.usage is not None
+    assert whole.usage.prompt_tokens == len(prompt_ids)
+    assert whole.usage.completion_tokens == gen.last_timings["predicted_n"]
 
 
 def _article_hits_from(data: dict[str, Any]) -> list[Any]:

@@ -12,7 +12,7 @@ from ragkit import Answer, RetrievalQA
 from ragkit.generation import LlamaCppGenerator
 from ragkit.generation.llamacpp import default_model_path
 from ragkit.generation.repetition import RepeatGuard
-from ragkit.types import Chunk, Generation, ScoredChunk
+from ragkit.types import Chunk, Generation, ScoredChunk, Usage
 from ragkit.verification import CitationVerifier
 
 pytestmark = [
@@ -59,6 +59,8 @@ def test_generates_an_answer_from_the_context(smollm2: LlamaCppGenerator) -> Non
     timings = smollm2.last_timings
     assert timings is not None
     assert 0 < timings["predicted_n"] <= 48
+    # llama.cpp's own counts: the whole prompt (cached or not) and every token written
+    assert out.usage == Usage(timings["prompt_n"] + timings["cache_n"], timings["predicted_n"])
 
 
 def test_prompt_tokens_are_counted_with_the_models_tokenizer(smollm2: LlamaCppGenerator) -> None:
@@ -169,11 +171,18 @@ def test_repeat_guard_stops_an_answer_that_loops(smollm2: LlamaCppGenerator) -> 
     guard = smollm2.guard
     try:
         smollm2.guard = RepeatGuard(0)
-        unguarded = smollm2.generate(question, hits).text
+        whole = smollm2.generate(question, hits)
         smollm2.guard = RepeatGuard(24)
-        guarded = smollm2.generate(question, hits).text
+        cut = smollm2.generate(question, hits)
     finally:
         smollm2.guard = guard
+    unguarded, guarded = whole.text, cut.text
+    # The guard stopped the stream, so llama.cpp sent no counts: ragkit counted them
+    # with the model's tokenizer, the prompt as llama.cpp does.
+    assert whole.usage is not None
+    assert cut.usage is not None
+    assert cut.usage.prompt_tokens == whole.usage.prompt_tokens
+    assert 0 < cut.usage.completion_tokens < whole.usage.completion_tokens
     assert unguarded.count("capital of France") >= 3  # greedy SmolLM2 writes a list of copies
     assert guarded.count("capital of France") == 1
     assert unguarded.startswith(guarded)

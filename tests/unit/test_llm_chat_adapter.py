@@ -13,14 +13,21 @@ from langchain_core.language_models.fake_chat_models import (
     FakeListChatModel,
     GenericFakeChatModel,
 )
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
+from langchain_core.outputs import ChatGenerationChunk
 
 from ragkit import Answer, RetrievalQA
 from ragkit.adapters.langchain import LangChainChatGenerator
 from ragkit.errors import GenerationError
 from ragkit.generation import DEFAULT_SYSTEM, DEFAULT_USER_TEMPLATE, PromptBuilder
 from ragkit.protocols import StreamingGenerator
-from ragkit.types import Chunk, Generation, ScoredChunk
+from ragkit.types import Chunk, Generation, ScoredChunk, Usage
 
 HITS = [
     ScoredChunk(
@@ -79,6 +86,33 @@ def test_stream_yields_the_models_chunks_then_the_generation() -> None:
     assert deltas == ["Paris", " ", "is", " ", "it", " ", "[1]."]
     assert isinstance(final, Generation)
     assert final.text == "Paris is it [1]."
+
+
+class CountingChat(GenericFakeChatModel):
+    """Streams as Anthropic's models do: the prompt's tokens on a first chunk, the
+    answer's on a last one (LangChain adds the chunks' ``usage_metadata`` up)."""
+
+    def _stream(self, messages: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        def counts(read: int, written: int) -> ChatGenerationChunk:
+            usage = {"input_tokens": read, "output_tokens": written, "total_tokens": read + written}
+            return ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage))
+
+        yield counts(30, 0)
+        yield from super()._stream(messages, *args, **kwargs)
+        yield counts(0, 6)
+
+
+def test_the_chat_models_token_counts_reach_the_answer() -> None:
+    counted = {"input_tokens": 30, "output_tokens": 6, "total_tokens": 36}
+    reply = AIMessage(content="Paris is it [1].", usage_metadata=counted)  # type: ignore[arg-type]
+    whole = LangChainChatGenerator(GenericFakeChatModel(messages=iter([reply])))
+    assert whole.generate("Capital?", HITS).usage == Usage(30, 6)
+    streamed = LangChainChatGenerator(CountingChat(messages=_answers("Paris is it [1].")))
+    *_, final = list(streamed.stream("Capital?", HITS))
+    assert isinstance(final, Generation)
+    assert final.usage == Usage(30, 6)
+    plain = LangChainChatGenerator(GenericFakeChatModel(messages=_answers("Paris [1].")))
+    assert plain.generate("Capital?", HITS).usage is None  # the model sent no counts
 
 
 def test_retrievalqa_stream_keeps_the_sources() -> None:

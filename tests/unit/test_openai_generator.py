@@ -100,6 +100,37 @@ def test_stream_yields_deltas_then_the_generation(server: FakeOpenAIServer) -> N
     assert server.requests[0].body["stream"] is True
 
 
+def _read(body: dict[str, object]) -> int:
+    """The prompt's pieces as the fake server counts them: every message's content."""
+    messages = body["messages"]
+    assert isinstance(messages, list)
+    return sum(len(tokens(m["content"])) for m in messages)
+
+
+def test_the_servers_token_counts_reach_the_answer(server: FakeOpenAIServer) -> None:
+    qa = RetrievalQA(ListRetriever(), _gen(server, max_tokens=4), k=2)
+    answer = qa.ask("Timeout?")
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens == 4  # cut at max_tokens
+    assert answer.usage.prompt_tokens == _read(server.requests[0].body) > 20
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + 4
+
+
+def test_a_stream_asks_for_token_counts_only_when_told(server: FakeOpenAIServer) -> None:
+    *_, plain = _gen(server).stream("Timeout?", HITS)
+    assert isinstance(plain, Generation)
+    assert plain.usage is None  # a local server: not asked, none sent
+    assert "stream_options" not in server.requests[0].body
+    *_, counted = _gen(server, stream_usage=True).stream("Timeout?", HITS)
+    assert isinstance(counted, Generation)
+    body = server.requests[1].body
+    assert body["stream_options"] == {"include_usage": True}
+    assert counted.usage is not None
+    assert counted.usage.prompt_tokens == _read(body)
+    assert counted.usage.completion_tokens == len(tokens(DEFAULT_ANSWER))
+    assert OpenAIGenerator("m", api_key="sk-x").stream_usage  # api.openai.com: asked
+
+
 def test_retrievalqa_stream_ends_with_an_answer_with_citations(server: FakeOpenAIServer) -> None:
     qa = RetrievalQA(ListRetriever(), _gen(server), k=2)
     items = list(qa.stream("Timeout?"))

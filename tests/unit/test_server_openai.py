@@ -7,8 +7,10 @@ The official SDKs, streaming and MCP sessions run against a real uvicorn in
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -330,14 +332,14 @@ def test_the_kb_name_pattern_in_the_schema_is_check_kb_names_rule(api: Api) -> N
     assert r.status_code == 422
 
 
-def test_the_messages_before_the_last_user_turn_are_the_conversation(tmp_path: Path) -> None:
-    from ragkit.testing import FakeGenerator
-
+@contextmanager
+def _serving(tmp_path: Path, generator: Any) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """An app whose kb ``handbook`` holds TEXT and answers with ``generator`` (no
+    relevance gate); yields its client and an all-scopes key's headers."""
     catalog = LocalCatalog(tmp_path / "kbs")
     _, key = create_key(catalog, "acme", ("read", "write", "admin"))
-    generator = FakeGenerator()
     settings = ServerSettings(kb=str(tmp_path / "kbs"), rate_limit=0)
-    opener = fake_opener(generator=generator, verify=False)  # no relevance gate
+    opener = fake_opener(generator=generator, verify=False)
     app = create_app(settings, catalog=catalog, open_rag=opener)
     headers = {"Authorization": f"Bearer {key}"}
     with TestClient(app) as client:
@@ -354,6 +356,14 @@ def test_the_messages_before_the_last_user_turn_are_the_conversation(tmp_path: P
         ):
             assert time.monotonic() < deadline
             time.sleep(0.02)
+        yield client, headers
+
+
+def test_the_messages_before_the_last_user_turn_are_the_conversation(tmp_path: Path) -> None:
+    from ragkit.testing import FakeGenerator
+
+    generator = FakeGenerator()
+    with _serving(tmp_path, generator) as (client, headers):
         messages = [
             {"role": "system", "content": "Be brief."},
             {"role": "user", "content": "Where is the warehouse?"},
@@ -369,3 +379,42 @@ def test_the_messages_before_the_last_user_turn_are_the_conversation(tmp_path: P
     # The generator got the standalone question the history made, not the bare turn.
     assert generator.questions[-1] != "How often does it ship?"
     assert "warehouse" in generator.questions[-1].lower()
+
+
+def _openai_chunks(body: str) -> list[dict[str, Any]]:
+    lines = [line[len("data: ") :] for line in body.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    return [json.loads(line) for line in lines[:-1]]
+
+
+def test_usage_counts_the_generators_tokens_and_streams_them_when_asked(
+    tmp_path: Path, api: Api
+) -> None:
+    from ragkit.testing import FakeGenerator
+
+    question = "When are refunds paid?"
+    # FakeGenerator's tokens are words: the question's and the one chunk's read, and
+    # "Answer from the context [1]." written.
+    expected = {"prompt_tokens": len(question.split()) + len(TEXT.split()),
+                "completion_tokens": 5}  # fmt: skip
+    expected["total_tokens"] = expected["prompt_tokens"] + 5
+    ask = {"model": "handbook", "messages": [{"role": "user", "content": question}]}
+    with _serving(tmp_path, FakeGenerator()) as (client, headers):
+        whole = client.post("/v1/chat/completions", json=ask, headers=headers).json()
+        assert whole["usage"] == expected
+        own = client.post("/v1/kbs/handbook/ask", json={"question": question}, headers=headers)
+        assert own.json()["usage"] == expected
+        plain = client.post("/v1/chat/completions", json={**ask, "stream": True}, headers=headers)
+        assert all("usage" not in e for e in _openai_chunks(plain.text))
+        options = {**ask, "stream": True, "stream_options": {"include_usage": True}}
+        streamed = client.post("/v1/chat/completions", json=options, headers=headers)
+        counted = _openai_chunks(streamed.text)
+    *chunks, last = counted
+    assert all(e["usage"] is None for e in chunks)
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert last["choices"] == []
+    assert last["usage"] == expected
+    # The extractive default quotes the kb: no language model, no counts.
+    r = api.client.post("/v1/chat/completions", json=ask, headers=api.h("acme_read"))
+    assert r.json()["choices"][0]["message"]["content"]
+    assert r.json()["usage"] is None

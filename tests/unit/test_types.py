@@ -2,7 +2,17 @@ from __future__ import annotations
 
 import pytest
 
-from ragkit.types import Answer, Chunk, Citation, Document, Heading, PageSpan, chunk_id, document_id
+from ragkit.types import (
+    Answer,
+    Chunk,
+    Citation,
+    Document,
+    Heading,
+    PageSpan,
+    Usage,
+    chunk_id,
+    document_id,
+)
 
 
 def test_document_id_is_derived_from_source_and_stable() -> None:
@@ -89,3 +99,22 @@ def test_answer_str_lists_sources_with_pages() -> None:
     assert out.startswith("It is so [1].")
     assert "[1] rfc.pdf, p. 7 (chars 5-9)" in out
     assert answer.to_dict()["citations"][0]["page"] == 7
+
+
+def test_usage_is_read_from_the_wire_only_when_well_formed() -> None:
+    usage = Usage.from_wire({"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150})
+    assert usage == Usage(120, 30)
+    assert usage.total_tokens == 150
+    for bad in (None, {}, {"prompt_tokens": 3}, {"prompt_tokens": "3", "completion_tokens": 1},
+                {"prompt_tokens": -1, "completion_tokens": 1},
+                {"prompt_tokens": True, "completion_tokens": 1}, [3, 1]):  # fmt: skip
+        assert Usage.from_wire(bad) is None, bad
+
+
+def test_an_answers_usage_goes_through_the_python_clients_wire() -> None:
+    from ragkit.client._wire import parse_answer
+
+    answer = Answer(question="q", text="It is so [1].", usage=Usage(80, 5))
+    assert answer.to_dict()["usage"] == {"prompt_tokens": 80, "completion_tokens": 5}
+    assert parse_answer(answer.to_dict()).usage == Usage(80, 5)
+    assert parse_answer(Answer(question="q", text="t").to_dict()).usage is None

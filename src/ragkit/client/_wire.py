@@ -28,6 +28,7 @@ from ragkit.types import (
     ScoredChunk,
     SourcesEvent,
     StreamEvent,
+    Usage,
 )
 
 if TYPE_CHECKING:
@@ -157,6 +158,7 @@ def parse_answer(d: Mapping[str, Any]) -> Answer:
         refused=bool(d.get("refused")),
         unsupported=tuple(d.get("unsupported", ())),
         related=tuple(parse_hit(h) for h in d.get("related", ())),
+        usage=Usage.from_wire(d.get("usage")),
     )
 
 

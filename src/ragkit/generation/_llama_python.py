@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ragkit._deps import require
 from ragkit.errors import GenerationError
 from ragkit.generation.prompt import ChatMessage
+from ragkit.types import Usage
 
 if TYPE_CHECKING:
     from ragkit.generation._llama_runtime import Options
@@ -55,6 +56,7 @@ class LlamaCppPythonRuntime:
             raise GenerationError(f"llama-cpp-python could not load {path}: {exc}") from exc
         self.n_ctx = int(self._llm.n_ctx())
         self.last_timings: Mapping[str, float] | None = None
+        self.last_usage: Usage | None = None
         self._lock = threading.Lock()  # a Llama object runs one generation at a time
 
     @property
@@ -83,9 +85,11 @@ class LlamaCppPythonRuntime:
                 result = self._llm.create_chat_completion(**self._kwargs(messages, options))
             except Exception as exc:
                 raise GenerationError(f"llama-cpp-python failed: {exc}") from exc
+        self.last_usage = Usage.from_wire(result.get("usage"))
         return str(result["choices"][0]["message"].get("content") or "")
 
     def stream(self, messages: Sequence[ChatMessage], options: Options) -> Iterator[str]:
+        self.last_usage = None  # llama-cpp-python's streams carry no counts
         with self._lock:
             try:
                 chunks = self._llm.create_chat_completion(

@@ -16,6 +16,7 @@ from ragkit._deps import INSTALL_SMOLLM2, default_model_path
 from ragkit.generation._llama_python import LlamaCppPythonRuntime
 from ragkit.generation._llama_server import XllamacppRuntime
 from ragkit.generation.prompt import ChatMessage
+from ragkit.types import Usage
 
 __all__ = [
     "INSTALL_SMOLLM2",
@@ -45,6 +46,8 @@ class Runtime(Protocol):
     name: str
     n_ctx: int
     last_timings: Mapping[str, float] | None
+    #: Token counts llama.cpp reported for the last answer (None when it sent none).
+    last_usage: Usage | None
 
     @property
     def chat_format(self) -> Callable[[Sequence[ChatMessage]], str] | None:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from ragkit._deps import require
 from ragkit.errors import GenerationError
 from ragkit.generation.prompt import ChatMessage
+from ragkit.types import Usage
 
 if TYPE_CHECKING:
     from ragkit.generation._llama_runtime import Options
@@ -86,6 +87,7 @@ class XllamacppRuntime:
         props = self._http("GET", "/props")
         self.n_ctx = int(props["default_generation_settings"]["n_ctx"])
         self.last_timings: Mapping[str, float] | None = None
+        self.last_usage: Usage | None = None
 
     def _http(self, method: str, path: str, body: object = None) -> Any:
         conn = http.client.HTTPConnection(self._host, self._port, timeout=60)
@@ -156,6 +158,7 @@ class XllamacppRuntime:
         if message is not None:
             raise GenerationError(f"llama.cpp failed: {message}")
         self.last_timings = result.get("timings")
+        self.last_usage = Usage.from_wire(result.get("usage"))
         return str(result["choices"][0]["message"].get("content") or "")
 
     def stream(self, messages: Sequence[ChatMessage], options: Options) -> Iterator[str]:
@@ -164,6 +167,7 @@ class XllamacppRuntime:
         # The callback's return value is llama.cpp's "stop" flag: closing the generator
         # early stops generation at the next token.
         self.last_timings = None
+        self.last_usage = None
         chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
         done = object()
         stop = threading.Event()
@@ -192,6 +196,8 @@ class XllamacppRuntime:
                     raise GenerationError(f"llama.cpp failed: {message}")
                 if chunk.get("timings"):
                     self.last_timings = chunk["timings"]
+                if chunk.get("usage"):
+                    self.last_usage = Usage.from_wire(chunk["usage"])
                 for choice in chunk.get("choices") or ():
                     content = (choice.get("delta") or {}).get("content")
                     if content:

@@ -8,13 +8,14 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ragkit._deps import require
 from ragkit.errors import GenerationError
+from ragkit.types import Usage
 
 if TYPE_CHECKING:
     import httpx
@@ -171,6 +172,12 @@ def send(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _report_usage(data: Any, on_usage: Callable[[Usage], None] | None) -> None:
+    usage = Usage.from_wire(data.get("usage")) if isinstance(data, Mapping) else None
+    if usage is not None and on_usage is not None:
+        on_usage(usage)
+
+
 def chat_content(data: Any, url: str) -> str:
     """The answer text of a chat-completions response body."""
     try:
@@ -180,13 +187,21 @@ def chat_content(data: Any, url: str) -> str:
     return str(content or "")
 
 
-def stream_deltas(response: httpx.Response, url: str, timeout: float) -> Iterator[str]:
-    """The text deltas of a streamed answer (closes ``response``)."""
+def stream_deltas(
+    response: httpx.Response,
+    url: str,
+    timeout: float,
+    on_usage: Callable[[Usage], None] | None = None,
+) -> Iterator[str]:
+    """The text deltas of a streamed answer (closes ``response``); ``on_usage`` gets the
+    token counts of a chunk that carries them."""
     httpx = httpx_module()
     try:
         if response.headers.get("content-type", "").startswith("application/json"):
             # A server that ignores "stream" answers in one piece.
-            yield chat_content(json.loads(response.read()), url)
+            data = json.loads(response.read())
+            _report_usage(data, on_usage)
+            yield chat_content(data, url)
             return
         for data in _sse_data(response.iter_lines()):
             if data.strip() == "[DONE]":
@@ -199,6 +214,7 @@ def stream_deltas(response: httpx.Response, url: str, timeout: float) -> Iterato
                 ) from exc
             if isinstance(chunk, Mapping) and chunk.get("error"):
                 raise GenerationError(f"{url} failed mid-stream: {_server_message(data.encode())}")
+            _report_usage(chunk, on_usage)
             for choice in chunk.get("choices") or ():
                 content = (choice.get("delta") or {}).get("content")
                 if content:

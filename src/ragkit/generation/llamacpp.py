@@ -30,7 +30,7 @@ from ragkit.generation.prompt import (
     PromptBuilder,
 )
 from ragkit.generation.repetition import RepeatGuard
-from ragkit.types import Generation, ScoredChunk
+from ragkit.types import Generation, ScoredChunk, Usage
 
 __all__ = ["LlamaCppGenerator", "default_model_path"]
 
@@ -279,25 +279,36 @@ class LlamaCppGenerator:
                 close()
         return text
 
-    def _generation(self, text: str, prompt: Prompt) -> Generation:
+    def _generation(self, runtime: Runtime, generated: str, prompt: Prompt) -> Generation:
+        """The answer from all the text the model ``generated`` (the repeat guard's cut
+        applied here), with llama.cpp's token counts; when it sent none (a stream stopped
+        early), counted with the model's tokenizer."""
+        usage = runtime.last_usage
+        if usage is None:
+            written = runtime.count_tokens(generated) - runtime.count_tokens("")  # no BOS
+            usage = Usage(prompt.tokens, max(0, written))
         return Generation(
-            text=text.strip(), contexts=prompt.contexts, dropped=prompt.dropped, model=self.model
+            text=self.guard.cut(generated).strip(),
+            contexts=prompt.contexts,
+            dropped=prompt.dropped,
+            model=self.model,
+            usage=usage,
         )
 
     def generate(self, question: str, contexts: Sequence[ScoredChunk]) -> Generation:
         runtime, builder = self._load()
         prompt = builder.build(question, contexts)
         if self.guard.window == 0:
-            return self._generation(runtime.complete(prompt.messages, self), prompt)
+            return self._generation(runtime, runtime.complete(prompt.messages, self), prompt)
         guarded = self._guarded(runtime, prompt)
         while True:  # a for loop would lose the generator's return value
             try:
                 next(guarded)
             except StopIteration as end:
-                return self._generation(self.guard.cut(end.value), prompt)
+                return self._generation(runtime, end.value, prompt)
 
     def stream(self, question: str, contexts: Sequence[ScoredChunk]) -> Iterator[str | Generation]:
         runtime, builder = self._load()
         prompt = builder.build(question, contexts)
         text = yield from self._guarded(runtime, prompt)
-        yield self._generation(self.guard.cut(text), prompt)
+        yield self._generation(runtime, text, prompt)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,7 +30,7 @@ from ragkit.generation.prompt import (
     Prompt,
     PromptBuilder,
 )
-from ragkit.types import Generation, ScoredChunk
+from ragkit.types import Generation, ScoredChunk, Usage
 
 if TYPE_CHECKING:
     import httpx
@@ -82,6 +82,10 @@ class OpenAIGenerator:
         max_retry_after: longest wait honoured from a ``Retry-After`` header.
         client: an ``httpx.Client`` to send requests with (proxies, custom TLS); the
             generator then does not close it.
+        stream_usage: ask for the token counts at the end of a stream
+            (``stream_options.include_usage``). Default: only from api.openai.com, as
+            some OpenAI-compatible servers refuse the field; answers that are not
+            streamed carry the counts whenever the server sends them.
 
     Raises:
         ConfigurationError: no model, a bad URL, or no API key for api.openai.com.
@@ -109,6 +113,7 @@ class OpenAIGenerator:
         max_backoff: float = 8.0,
         max_retry_after: float = 60.0,
         client: httpx.Client | None = None,
+        stream_usage: bool | None = None,
     ) -> None:
         model = model or os.environ.get("RAGKIT_LLM_MODEL") or os.environ.get("OPENAI_MODEL")
         if not model:
@@ -148,6 +153,9 @@ class OpenAIGenerator:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
+        self.stream_usage = (
+            parts.hostname == "api.openai.com" if stream_usage is None else stream_usage
+        )
         self.builder = PromptBuilder(
             template,
             system=system,
@@ -206,6 +214,8 @@ class OpenAIGenerator:
         }
         if self.seed is not None:
             body["seed"] = self.seed
+        if stream and self.stream_usage:
+            body["stream_options"] = {"include_usage": True}
         body.update(self.extra_body)
         if stream:
             body["stream"] = True
@@ -213,12 +223,16 @@ class OpenAIGenerator:
 
     def complete(self, messages: Sequence[ChatMessage]) -> str:
         """Send chat messages as they are; return the answer text."""
+        return self._complete(messages)[0]
+
+    def _complete(self, messages: Sequence[ChatMessage]) -> tuple[str, Usage | None]:
         response = self._send(self._body(messages, stream=False), stream=False)
         try:
             data = response.json()
         except ValueError as exc:
             raise GenerationError(f"{self.url} answered with invalid JSON: {exc}") from exc
-        return chat_content(data, self.url)
+        usage = Usage.from_wire(data.get("usage")) if isinstance(data, Mapping) else None
+        return chat_content(data, self.url), usage
 
     def complete_prompt(self, prompt: str) -> str:
         """Send ``prompt`` alone, as one user message (no answering instruction); return
@@ -226,10 +240,13 @@ class OpenAIGenerator:
         generator can also rewrite queries and condense follow-up questions."""
         return self.complete([ChatMessage("user", prompt)])
 
-    def stream_messages(self, messages: Sequence[ChatMessage]) -> Iterator[str]:
-        """Send chat messages with ``stream: true``; yield the text deltas."""
+    def stream_messages(
+        self, messages: Sequence[ChatMessage], on_usage: Callable[[Usage], None] | None = None
+    ) -> Iterator[str]:
+        """Send chat messages with ``stream: true``; yield the text deltas. ``on_usage``
+        is called with the token counts when the server sends them."""
         response = self._send(self._body(messages, stream=True), stream=True)
-        yield from stream_deltas(response, self.url, self.timeout)
+        yield from stream_deltas(response, self.url, self.timeout, on_usage)
 
     # -- Generator -------------------------------------------------------------------
 
@@ -239,15 +256,20 @@ class OpenAIGenerator:
 
     def generate(self, question: str, contexts: Sequence[ScoredChunk]) -> Generation:
         prompt = self.builder.build(question, contexts)
-        text = self.complete(prompt.messages).strip()
+        text, usage = self._complete(prompt.messages)
         return Generation(
-            text=text, contexts=prompt.contexts, dropped=prompt.dropped, model=self.model
+            text=text.strip(),
+            contexts=prompt.contexts,
+            dropped=prompt.dropped,
+            model=self.model,
+            usage=usage,
         )
 
     def stream(self, question: str, contexts: Sequence[ScoredChunk]) -> Iterator[str | Generation]:
         prompt = self.builder.build(question, contexts)
         parts: list[str] = []
-        for delta in self.stream_messages(prompt.messages):
+        counted: list[Usage] = []
+        for delta in self.stream_messages(prompt.messages, counted.append):
             parts.append(delta)
             yield delta
         yield Generation(
@@ -255,4 +277,5 @@ class OpenAIGenerator:
             contexts=prompt.contexts,
             dropped=prompt.dropped,
             model=self.model,
+            usage=counted[-1] if counted else None,
         )

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from ragkit.generation.prompt import (
     PromptBuilder,
 )
 from ragkit.generation.repetition import RepeatGuard
-from ragkit.types import Generation, ScoredChunk
+from ragkit.types import Generation, ScoredChunk, Usage
 
 __all__ = ["TransformersGenerator"]
 
@@ -219,8 +220,9 @@ class TransformersGenerator:
                 ids.add(int(found[0]))
         return ids
 
-    def _tokens(self, text: str) -> Iterator[str]:
-        """The model's text after ``text`` (a rendered prompt), delta by delta."""
+    def _tokens(self, text: str, counted: list[Usage] | None = None) -> Iterator[str]:
+        """The model's text after ``text`` (a rendered prompt), delta by delta; when the
+        generation ends or is stopped, its token counts are appended to ``counted``."""
         import torch
 
         tokenizer, model, _builder = self._load()
@@ -237,7 +239,7 @@ class TransformersGenerator:
         began = time.perf_counter()
         first = began
         self.last_timings = None
-        with torch.inference_mode():
+        with torch.inference_mode(), _counting(counted, int(ids.shape[1]), generated):
             step = ids
             for _ in range(self.max_tokens):
                 try:
@@ -276,12 +278,12 @@ class TransformersGenerator:
         found = [i for i in (text.find(s) for s in self.stop) if i >= 0]
         return min(found) if found else None
 
-    def _guarded(self, prompt: Prompt) -> Generator[str, None, str]:
+    def _guarded(self, prompt: Prompt, counted: list[Usage]) -> Generator[str, None, str]:
         """Deltas until a stop string or a repeat; returns all the text generated. Up
         to the longest stop string's length is held back, so no part of one is shown."""
         hold = max((len(s) for s in self.stop), default=1) - 1
         text, shown = "", 0
-        deltas = self._tokens(prompt.text)
+        deltas = self._tokens(prompt.text, counted)
         try:
             for delta in deltas:
                 text += delta
@@ -301,24 +303,30 @@ class TransformersGenerator:
             yield text[shown:]
         return text
 
-    def _generation(self, text: str, prompt: Prompt) -> Generation:
+    def _generation(self, text: str, prompt: Prompt, counted: list[Usage]) -> Generation:
         return Generation(
-            text=text.strip(), contexts=prompt.contexts, dropped=prompt.dropped, model=self.model
+            text=text.strip(),
+            contexts=prompt.contexts,
+            dropped=prompt.dropped,
+            model=self.model,
+            usage=counted[-1] if counted else None,
         )
 
     def generate(self, question: str, contexts: Sequence[ScoredChunk]) -> Generation:
         prompt = self.prompt(question, contexts)
-        guarded = self._guarded(prompt)
+        counted: list[Usage] = []
+        guarded = self._guarded(prompt, counted)
         while True:  # a for loop would lose the generator's return value
             try:
                 next(guarded)
             except StopIteration as end:
-                return self._generation(self.guard.cut(end.value), prompt)
+                return self._generation(self.guard.cut(end.value), prompt, counted)
 
     def stream(self, question: str, contexts: Sequence[ScoredChunk]) -> Iterator[str | Generation]:
         prompt = self.prompt(question, contexts)
-        text = yield from self._guarded(prompt)
-        yield self._generation(self.guard.cut(text), prompt)
+        counted: list[Usage] = []
+        text = yield from self._guarded(prompt, counted)
+        yield self._generation(self.guard.cut(text), prompt, counted)
 
     def complete_prompt(self, prompt: str) -> str:
         """The model's reply to ``prompt`` alone, as one user message (chat template
@@ -327,3 +335,16 @@ class TransformersGenerator:
         render = builder.chat_format
         text = render([ChatMessage("user", prompt)]) if render is not None else prompt
         return self.guard.cut("".join(self._tokens(text))).strip()
+
+
+@contextmanager
+def _counting(
+    counted: list[Usage] | None, prompt_tokens: int, generated: list[int]
+) -> Iterator[None]:
+    """Append the generation's token counts to ``counted`` however it ends (a stream
+    closed early included)."""
+    try:
+        yield
+    finally:
+        if counted is not None:
+            counted.append(Usage(prompt_tokens, len(generated)))

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.types import Answer, Citation, document_id
+from ragkit.types import Answer, Citation, Usage, document_id
 
 __all__ = [
     "Annotation",
@@ -200,6 +200,24 @@ class ChatChoice(BaseModel):
     logprobs: None = None
 
 
+class CompletionUsage(BaseModel):
+    """Tokens the kb's language model read and wrote for the answer."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, usage: Usage | None) -> CompletionUsage | None:
+        if usage is None:
+            return None
+        return cls(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        )
+
+
 class ChatCompletion(BaseModel):
     """A whole answer."""
 
@@ -208,7 +226,11 @@ class ChatCompletion(BaseModel):
     created: int
     model: str
     choices: list[ChatChoice]
-    usage: None = None
+    usage: CompletionUsage | None = Field(
+        default=None,
+        description="null when no language model wrote the answer (the extractive "
+        "default, a refusal before generation) or its generator cannot count tokens",
+    )
     system_fingerprint: None = None
     sources: list[SourceOut] = Field(description="the numbered sources the markers cite")
 
@@ -236,6 +258,11 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     sources: list[SourceOut] | None = Field(default=None, description="last chunk only")
+    usage: CompletionUsage | None = Field(
+        default=None,
+        description="with stream_options.include_usage: null on every chunk but an extra "
+        "last one with no choices",
+    )
 
 
 def document_url(base_url: str, kb: str, source: str) -> str:

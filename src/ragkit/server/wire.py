@@ -271,6 +271,14 @@ class CitationOut(BaseModel):
         )
 
 
+class UsageOut(BaseModel):
+    """Tokens the language model read and wrote for an answer."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
 class AnswerOut(BaseModel):
     """An answer; the ``done`` event of a stream carries the same object."""
 
@@ -285,6 +293,11 @@ class AnswerOut(BaseModel):
     refused: bool = False
     unsupported: list[str] = Field(default_factory=list)
     related: list[ScoredChunkOut] = Field(default_factory=list)
+    usage: UsageOut | None = Field(
+        default=None,
+        description="null when no language model wrote the answer (extractive, or "
+        "refused before generation) or its generator cannot count tokens",
+    )
 
     @classmethod
     def of(cls, a: Answer) -> AnswerOut:
@@ -300,6 +313,13 @@ class AnswerOut(BaseModel):
             refused=a.refused,
             unsupported=list(a.unsupported),
             related=[ScoredChunkOut.of(h) for h in a.related],
+            usage=None
+            if a.usage is None
+            else UsageOut(
+                prompt_tokens=a.usage.prompt_tokens,
+                completion_tokens=a.usage.completion_tokens,
+                total_tokens=a.usage.total_tokens,
+            ),
         )
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ragkit.types import Generation, ScoredChunk
+from ragkit.types import Generation, ScoredChunk, Usage
 
 __all__ = ["FakeEmbedder", "FakeGenerator"]
 
@@ -72,7 +72,8 @@ class FakeEmbedder:
 
 
 class FakeGenerator:
-    """Answers with a fixed template that cites the given markers.
+    """Answers with a fixed template that cites the given markers; its "tokens" are
+    words: the question's and the contexts' read, the answer's written (``usage``).
 
     Args:
         cite: the markers to write; by default ``[1]``. Markers beyond the contexts are
@@ -96,4 +97,7 @@ class FakeGenerator:
                 text="I don't have enough information.", contexts=(), model="fake", refused=True
             )
         markers = "".join(f"[{n}]" for n in self.cite)
-        return Generation(text=f"{self.text} {markers}.", contexts=tuple(contexts), model="fake")
+        text = f"{self.text} {markers}."
+        read = [question, *(hit.chunk.text for hit in contexts)]
+        usage = Usage(sum(len(t.split()) for t in read), len(text.split()))
+        return Generation(text=text, contexts=tuple(contexts), model="fake", usage=usage)

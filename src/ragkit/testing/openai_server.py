@@ -5,7 +5,8 @@ A real HTTP server (stdlib ``http.server``, one thread per request) bound to
 as they do with httpx's ``MockTransport``, which is a real transport. It answers
 ``POST /v1/chat/completions`` (plain JSON, or server-sent events with ``"stream":
 true``) and ``GET /v1/models``, and can be told to fail, to be slow, or to demand an
-API key::
+API key. Its ``usage`` counts the pieces of :func:`tokens` read (all messages) and
+written; a stream sends it in a last chunk when asked (``stream_options``)::
 
     with FakeOpenAIServer(answer="Paris [1].") as server:
         server.fail(429, times=2, retry_after="0")
@@ -63,6 +64,13 @@ class _Failure:
 def tokens(text: str) -> list[str]:
     """``text`` in the pieces the server streams: each word with the space before it."""
     return _TOKEN.findall(text)
+
+
+def _usage(body: Mapping[str, Any], pieces: list[str]) -> dict[str, int]:
+    """Token counts as the server counts: the pieces of the messages read and written."""
+    read = sum(len(tokens(str(m.get("content") or ""))) for m in body.get("messages") or ())
+    return {"prompt_tokens": read, "completion_tokens": len(pieces),
+            "total_tokens": read + len(pieces)}  # fmt: skip
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -171,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "finish_reason": finish,
                     }
                 ],
-                "usage": {"completion_tokens": len(pieces)},
+                "usage": _usage(body, pieces),
             },
         )
 
@@ -201,6 +209,12 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(self.server.fake.token_delay)
             event({"content": piece})
         event({}, finish)
+        if (body.get("stream_options") or {}).get("include_usage"):
+            last: dict[str, Any] = {
+                "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
+                "model": model, "choices": [], "usage": _usage(body, pieces),
+            }  # fmt: skip
+            self.wfile.write(f"data: {json.dumps(last)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 

@@ -3,7 +3,7 @@ retriever as a LangChain retriever. See :mod:`ragkit.adapters.langchain`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from ragkit.types import (
     Generation,
     PageSpan,
     ScoredChunk,
+    Usage,
     chunk_id,
     document_id,
 )
@@ -236,6 +237,19 @@ def as_langchain_retriever(retriever: Retriever, k: int = 4, filters: Filters | 
     return RagkitLangChainRetriever()
 
 
+def _message_usage(messages: Sequence[Any]) -> Usage | None:
+    """The token counts LangChain reports (``usage_metadata``), summed over the chunks
+    of a stream; None when no message carries them."""
+    found = (getattr(m, "usage_metadata", None) for m in messages)
+    counts: list[Mapping[str, Any]] = [c for c in found if isinstance(c, Mapping)]
+    if not counts:
+        return None
+    return Usage.from_wire({
+        "prompt_tokens": sum(int(c.get("input_tokens") or 0) for c in counts),
+        "completion_tokens": sum(int(c.get("output_tokens") or 0) for c in counts),
+    })  # fmt: skip
+
+
 def _message_text(message: Any) -> str:
     """The text of a LangChain message or chunk: ``content`` as a string, or the text
     blocks of a list content (multimodal and reasoning models send lists)."""
@@ -316,13 +330,16 @@ class LangChainChatGenerator:
             contexts=prompt.contexts,
             dropped=prompt.dropped,
             model=self.model,
+            usage=_message_usage([result]),
         )
 
     def stream(self, question: str, contexts: Sequence[ScoredChunk]) -> Iterator[str | Generation]:
         prompt = self.builder.build(question, contexts)
         parts: list[str] = []
+        chunks: list[Any] = []
         try:
             for chunk in self.chat_model.stream(self._messages(prompt)):
+                chunks.append(chunk)
                 delta = _message_text(chunk)
                 if delta:
                     parts.append(delta)
@@ -334,4 +351,5 @@ class LangChainChatGenerator:
             contexts=prompt.contexts,
             dropped=prompt.dropped,
             model=self.model,
+            usage=_message_usage(chunks),
         )

@@ -37,6 +37,7 @@ from ragkit.server.openai_wire import (
     ChatCompletion,
     ChatCompletionRequest,
     ChatMessageOut,
+    CompletionUsage,
     ModelList,
     ModelOut,
     OpenAIErrorBody,
@@ -241,18 +242,25 @@ async def chat_completions(
                 )
             ],
             sources=sources_of(answer.citations, kb, base),
+            usage=CompletionUsage.of(answer.usage),
         )
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
         data = {
             "id": completion_id,
             "object": "chat.completion.chunk",
             "created": created,
             "model": kb,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+            "choices": choices,
+            **({"usage": None} if include_usage else {}),
             **extra,
         }
         return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return event([choice], **extra)
 
     async def stream() -> AsyncIterator[bytes]:
         state.metrics.stream(1)
@@ -278,6 +286,9 @@ async def chat_completions(
                             "stop",
                             sources=[s.model_dump(mode="json") for s in sources],
                         )
+                        if include_usage:
+                            usage = CompletionUsage.of(item.answer.usage)
+                            yield event([], usage=usage and usage.model_dump(mode="json"))
             finally:
                 await items.aclose()  # closes the generation now, not when collected
             yield b"data: [DONE]\n\n"
