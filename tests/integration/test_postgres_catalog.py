@@ -168,4 +168,4 @@ def test_catalog_migration_2_makes_idempotency_keys_unique(postgres_server: Any)
         assert catalog.get_job(tenant, third.id) is None
         with catalog._cursor("test") as cur:
             cur.execute(f"SELECT max(version) FROM {CATALOG_SCHEMA}.schema_version")
-            assert cur.fetchone()[0] == len(CATALOG_MIGRATIONS) == 2
+            assert cur.fetchone()[0] == len(CATALOG_MIGRATIONS)

@@ -417,6 +417,18 @@ def test_rate_limit_is_429_with_retry_after_per_key(tmp_path: Path) -> None:
         assert api.client.get("/v1/kbs", headers=api.h("acme_admin")).status_code == 200
 
 
+def test_two_workers_on_one_folder_share_a_keys_rate_limit(tmp_path: Path) -> None:
+    root = tmp_path / "kbs"
+    _, key = create_key(LocalCatalog(root), "acme", ("read",))
+    headers = {"Authorization": f"Bearer {key}"}
+    settings = ServerSettings(kb=str(root), rate_limit=60, rate_burst=3)
+    apps = [create_app(settings, catalog=LocalCatalog(root), open_rag=fake_opener())
+            for _ in range(2)]  # fmt: skip
+    with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
+        statuses = [c.get("/v1/kbs", headers=headers).status_code for c in (a, b, a, b)]
+    assert statuses == [200, 200, 200, 429]  # one bucket of 3, not 3 per worker
+
+
 def test_cors_is_closed_by_default(api: Api) -> None:
     r = api.client.options(
         "/v1/kbs",

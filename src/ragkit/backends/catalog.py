@@ -12,6 +12,7 @@ answer for that tenant's kbs only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -27,8 +28,10 @@ __all__ = [
     "Catalog",
     "JobRecord",
     "KbInfo",
+    "RateBuckets",
     "check_kb_name",
     "check_tenant",
+    "take_token",
 ]
 
 #: What an API key may be allowed: read (search, ask, get), write (upload, delete,
@@ -196,3 +199,27 @@ class Catalog(Protocol):
     def close(self) -> None:
         """Release connections and files."""
         ...
+
+
+@runtime_checkable
+class RateBuckets(Protocol):
+    """A catalog that also keeps request-rate buckets, shared by every worker that opens
+    it (optional: a server counts per worker process with a catalog without them)."""
+
+    def take_request(self, bucket: str, per_minute: float, burst: float) -> float:
+        """Take one request from the token bucket ``bucket`` (``burst`` requests at once,
+        refilled at ``per_minute``): 0.0 when allowed, else the seconds until one is."""
+        ...
+
+
+def take_token(
+    tokens: float, elapsed: float, per_minute: float, burst: float
+) -> tuple[float, float]:
+    """One request from a token bucket that held ``tokens`` ``elapsed`` seconds ago: the
+    tokens it holds now and 0.0 when the request is allowed, else the tokens and the
+    whole seconds (at least 1) until a request is."""
+    rate = per_minute / 60.0
+    tokens = min(burst, tokens + max(0.0, elapsed) * rate)
+    if tokens >= 1.0:
+        return tokens - 1.0, 0.0
+    return tokens, float(max(1, math.ceil((1.0 - tokens) / rate)))

@@ -6,8 +6,8 @@ and owned by the tenant its manifest records; kbs cannot be created or deleted. 
 ``DIR`` is a root: each kb lives in ``DIR/<tenant>/<name>/``, registered in
 ``DIR/catalog.sqlite`` when made through the catalog, and found by its manifest when
 written there directly (``ragkit ingest --kb DIR/acme/handbook``). Either way, API keys
-(hashed) and jobs are kept in ``catalog.sqlite`` beside the kbs, so every process
-serving the folder sees them.
+(hashed), jobs and request-rate buckets are kept in ``catalog.sqlite`` beside the kbs,
+so every process serving the folder sees them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ragkit.backends.catalog import ApiKey, JobRecord, KbInfo, check_kb_name, check_tenant
+from ragkit.backends.catalog import (
+    ApiKey,
+    JobRecord,
+    KbInfo,
+    check_kb_name,
+    check_tenant,
+    take_token,
+)
 from ragkit.backends.manifest import MANIFEST_NAME, Manifest
 from ragkit.backends.urls import LocalSettings
 from ragkit.errors import ConfigurationError, StoreError
@@ -45,6 +52,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     job TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_idempotency ON jobs (tenant, kb, idempotency_key);
+CREATE TABLE IF NOT EXISTS rate_buckets (
+    bucket TEXT PRIMARY KEY, tokens REAL NOT NULL, at REAL NOT NULL
+);
 """
 
 
@@ -97,9 +107,16 @@ class LocalCatalog:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA busy_timeout=10000")
             db.executescript(_SCHEMA)
+            # Rate buckets change on every request and need no durability: their own
+            # connection commits without waiting for the disk (keys and jobs still do).
+            rates = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            rates.execute("PRAGMA busy_timeout=10000")
+            rates.execute("PRAGMA synchronous=OFF")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"Could not open the catalog {path} ({exc})") from exc
         self._db = db
+        self._rates = rates
+        self._rates_lock = threading.Lock()
 
     # -- knowledge bases ---------------------------------------------------------------
 
@@ -192,6 +209,22 @@ class LocalCatalog:
             changed = db.execute("UPDATE api_keys SET revoked = 1 WHERE id = ?", (key_id,))
             return changed.rowcount > 0
 
+    # -- request rates -----------------------------------------------------------------
+
+    def take_request(self, bucket: str, per_minute: float, burst: float) -> float:
+        # One write transaction: the processes serving this folder take turns.
+        with self._transaction(rates=True) as db:
+            now = time.time()
+            row = db.execute(
+                "SELECT tokens, at FROM rate_buckets WHERE bucket = ?", (bucket,)
+            ).fetchone()
+            tokens, last = row if row is not None else (burst, now)
+            tokens, wait = take_token(tokens, now - last, per_minute, burst)
+            db.execute(
+                "INSERT OR REPLACE INTO rate_buckets VALUES (?, ?, ?)", (bucket, tokens, now)
+            )
+        return wait
+
     # -- jobs --------------------------------------------------------------------------
 
     def add_job(self, job: JobRecord) -> JobRecord:
@@ -228,16 +261,17 @@ class LocalCatalog:
         return None if row is None else JobRecord(**json.loads(row[0]))
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._rates_lock:
             self._db.close()
+            self._rates.close()
 
     def __repr__(self) -> str:
         return f"LocalCatalog({self.location!r})"
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            db = self._db
+    def _transaction(self, rates: bool = False) -> Iterator[sqlite3.Connection]:
+        lock, db = (self._rates_lock, self._rates) if rates else (self._lock, self._db)
+        with lock:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 yield db

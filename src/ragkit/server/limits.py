@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from typing import TYPE_CHECKING, Any
+
+from ragkit.backends.catalog import RateBuckets, take_token
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,8 +18,10 @@ __all__ = ["BodyLimitMiddleware", "RateLimiter"]
 class RateLimiter:
     """A token bucket per API key: ``burst`` requests at once, refilled at ``per_minute``.
 
-    Counted in this process: with several worker processes a key may send up to
-    ``workers`` times the rate.
+    With a catalog that keeps rate buckets (:class:`~ragkit.backends.catalog.RateBuckets`:
+    PostgreSQL, a folder's SQLite), every worker process and machine serving it counts
+    in the same bucket; otherwise (Milvus) each process counts its own, and a key may
+    send up to ``workers`` times the rate.
 
     Example:
         >>> limiter = RateLimiter(per_minute=60, burst=2)
@@ -28,27 +31,28 @@ class RateLimiter:
     Args:
         per_minute: requests per minute; 0 turns the limit off.
         burst: the bucket's size.
+        shared: where the buckets live, shared by the workers (None: in this process).
     """
 
-    def __init__(self, per_minute: float, burst: int) -> None:
-        self.rate = per_minute / 60.0
+    def __init__(self, per_minute: float, burst: int, shared: RateBuckets | None = None) -> None:
+        self.per_minute = per_minute
         self.burst = float(burst)
+        self.shared = shared
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def acquire(self, key: str) -> float:
         """Take one request for ``key``: 0.0 when allowed, else seconds to wait (whole)."""
-        if self.rate <= 0:
+        if self.per_minute <= 0:
             return 0.0
+        if self.shared is not None:
+            return self.shared.take_request(f"key:{key}", self.per_minute, self.burst)
         now = time.monotonic()
         with self._lock:
             tokens, last = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                return 0.0
+            tokens, wait = take_token(tokens, now - last, self.per_minute, self.burst)
             self._buckets[key] = (tokens, now)
-            return float(max(1, math.ceil((1.0 - tokens) / self.rate)))
+            return wait
 
 
 class BodyLimitMiddleware:

@@ -46,8 +46,8 @@ class ServerSettings:
         workers: uvicorn worker processes; a local folder allows only 1.
         cors_origins: origins a browser may call the API from; empty: none (CORS closed).
         max_request_bytes: largest request body; larger ones answer 413.
-        rate_limit: requests per minute per API key (a token bucket, per worker
-            process); 0 turns it off.
+        rate_limit: requests per minute per API key (a token bucket in the catalog,
+            shared by the workers; per worker process on Milvus); 0 turns it off.
         rate_burst: requests a key may send at once before the rate applies (default:
             the per-minute rate).
         sync_roots: server-side folders under which ``sync`` may read; empty: ``sync``

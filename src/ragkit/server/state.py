@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ragkit.backends.catalog import Catalog, KbInfo
+from ragkit.backends.catalog import Catalog, KbInfo, RateBuckets
 from ragkit.server.errors import not_found
 from ragkit.server.jobs import JobRunner
 from ragkit.server.limits import RateLimiter
@@ -139,7 +139,8 @@ class ServerState:
             stale_after=settings.job_stale_after,
             on_finish=self.metrics.job_finished,
         )
-        self.limiter = RateLimiter(settings.rate_limit, settings.burst)
+        shared = catalog if isinstance(catalog, RateBuckets) else None
+        self.limiter = RateLimiter(settings.rate_limit, settings.burst, shared=shared)
         #: Held while a write request looks for a job to reuse and makes its own.
         self.accept_lock = threading.Lock()
         #: (tenant, kb, request hash) -> id of the job made for it (dedup of repeats).

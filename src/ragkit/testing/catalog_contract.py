@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from ragkit.backends.catalog import ApiKey, Catalog, JobRecord, KbInfo
+from ragkit.backends.catalog import ApiKey, Catalog, JobRecord, KbInfo, RateBuckets
 from ragkit.backends.keys import authenticate, create_key, hash_secret, parse_key
 from ragkit.errors import ConfigurationError
 from ragkit.testing.fakes import FakeEmbedder
@@ -366,6 +366,54 @@ class CatalogContract:
             stored = catalog.get_job(tenant, job.id)
             assert (stored is not None) == (job.id == winner)
         assert catalog.find_job(tenant, "docs", "same-key") == kept[0]
+
+    # -- request rates (catalogs with RateBuckets) --------------------------------------
+
+    @staticmethod
+    def _buckets(catalog: Catalog) -> RateBuckets:
+        if not isinstance(catalog, RateBuckets):
+            pytest.skip("this catalog keeps no rate buckets (servers count per worker)")
+        return catalog
+
+    def test_a_rate_bucket_allows_its_burst_then_refills(self, catalog: Catalog) -> None:
+        buckets = self._buckets(catalog)
+        bucket = "key:" + secrets.token_hex(6)
+        assert [buckets.take_request(bucket, 60, 2) for _ in range(2)] == [0.0, 0.0]
+        assert buckets.take_request(bucket, 60, 2) == 1.0  # a request a second
+        assert buckets.take_request("key:" + secrets.token_hex(6), 60, 2) == 0.0  # apart
+        slow = "key:" + secrets.token_hex(6)
+        assert buckets.take_request(slow, 1, 1) == 0.0
+        assert buckets.take_request(slow, 1, 1) in (59.0, 60.0)  # a request a minute
+        fast = "key:" + secrets.token_hex(6)
+        assert buckets.take_request(fast, 600, 1) == 0.0
+        time.sleep(0.25)  # 10 a second: refilled
+        assert buckets.take_request(fast, 600, 1) == 0.0
+
+    def test_workers_share_a_rate_bucket(
+        self, catalog: Catalog, reopened: Callable[[], Catalog]
+    ) -> None:
+        self._buckets(catalog)
+        workers = [self._buckets(c) for c in (catalog, *(reopened() for _ in range(3)))]
+        bucket = "key:" + secrets.token_hex(6)
+        start = threading.Barrier(len(workers))
+        waits: list[float] = []
+        errors: list[BaseException] = []
+
+        def take(worker: RateBuckets) -> None:
+            try:
+                start.wait(timeout=30)
+                waits.extend(worker.take_request(bucket, 1, 5) for _ in range(4))
+            except BaseException as exc:  # reported below, in the test's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=take, args=(w,)) for w in workers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not errors, errors
+        assert len(waits) == 16
+        assert waits.count(0.0) == 5  # the burst, across all workers together
 
     # -- shared state ------------------------------------------------------------------
 

@@ -34,6 +34,8 @@
   (by ``created``, then id) holds it and the other worker deletes its own. As with the
   writers' lease, two adds whose look-up and save lie more than 0.2 s apart (a stalled
   server) can still both run, and ``created`` compares the workers' clocks.
+* It keeps no request-rate buckets (there is no atomic update to take from one): a
+  server on Milvus counts each key's rate per worker process.
 * Revoking a key reads and rewrites its row (no partial update): fine, as nothing
   else rewrites a key.
 

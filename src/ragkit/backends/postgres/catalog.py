@@ -14,6 +14,8 @@ opens :class:`PostgresCatalog`. What it keeps:
 * **API keys and jobs** are rows in the schema ``ragkit_catalog`` (numbered migrations,
   applied under the same advisory lock as a kb's), so every worker of a server sees
   them. Only the SHA-256 of a key's secret is stored (see :mod:`ragkit.backends.keys`).
+  One job holds an idempotency key per kb (a unique index). Request-rate buckets live in
+  an unlogged table, taken from in one statement on the database's clock.
 
 The name ``catalog`` is therefore not a kb name of the default tenant in PostgreSQL
 (``?kb=catalog`` is refused). Connections come from a pool as a kb's do, and
@@ -34,7 +36,14 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from ragkit.backends.catalog import ApiKey, JobRecord, KbInfo, check_kb_name, check_tenant
+from ragkit.backends.catalog import (
+    ApiKey,
+    JobRecord,
+    KbInfo,
+    check_kb_name,
+    check_tenant,
+    take_token,
+)
 from ragkit.backends.postgres._db import _first_line
 from ragkit.backends.postgres._schema import (
     MIGRATE_LOCK,
@@ -75,7 +84,24 @@ CATALOG_MIGRATIONS: list[list[str]] = [
         "CREATE UNIQUE INDEX jobs_idempotency ON {s}.jobs (tenant, kb, idempotency_key) "
         "WHERE idempotency_key IS NOT NULL",
     ],
+    # 3: request-rate buckets every worker shares. UNLOGGED: not worth a WAL write per
+    # request; a crash of the server only refills them.
+    [
+        "CREATE UNLOGGED TABLE {s}.rate_buckets (bucket text PRIMARY KEY, "
+        "tokens double precision NOT NULL, at double precision NOT NULL, "
+        "allowed boolean NOT NULL)",
+    ],
 ]
+# One request from a bucket, in one statement (the row lock orders the workers); the
+# database's clock, so workers on machines whose clocks differ agree.
+_REFILL = "least(%(burst)s, b.tokens + greatest(0, excluded.at - b.at) * %(rate)s)"
+_TAKE = (
+    "INSERT INTO {s}.rate_buckets AS b VALUES "
+    "(%(bucket)s, %(burst)s - 1, extract(epoch FROM clock_timestamp()), true) "
+    f"ON CONFLICT (bucket) DO UPDATE SET allowed = {_REFILL} >= 1, "
+    f"tokens = {_REFILL} - CASE WHEN {_REFILL} >= 1 THEN 1 ELSE 0 END, at = excluded.at "
+    "RETURNING allowed, tokens"
+)
 
 _KEY = "SELECT id, tenant, scopes, name, created, revoked, secret_hash FROM {s}.api_keys"
 # Every schema that holds a kb: ragkit_<namespace> with ragkit's schema_version table.
@@ -277,6 +303,18 @@ class PostgresCatalog:
                 f"UPDATE {CATALOG_SCHEMA}.api_keys SET revoked = true WHERE id = %s", (key_id,)
             )
             return cur.rowcount > 0
+
+    # -- request rates -----------------------------------------------------------------
+
+    def take_request(self, bucket: str, per_minute: float, burst: float) -> float:
+        rate = per_minute / 60.0
+        with self._cursor("counting a request") as cur:
+            cur.execute(
+                _TAKE.format(s=CATALOG_SCHEMA),
+                {"bucket": bucket, "burst": burst, "rate": rate},
+            )
+            allowed, tokens = cur.fetchone()  # type: ignore[misc]  # always one row
+        return 0.0 if allowed else take_token(tokens, 0.0, per_minute, burst)[1]
 
     # -- jobs --------------------------------------------------------------------------
 
