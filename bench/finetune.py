@@ -225,71 +225,34 @@ def cmd_synthetic(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def heldout_ndcg(task: Any, embedder: Any) -> float:
-    """nDCG@10 of ``embedder`` on a HeldOut task (binary relevance), from vectors."""
-    from ragkit.eval.metrics import ndcg_at_k
-
-    ids = list(task.corpus)
-    docs = embedder.embed_documents([task.corpus[i] for i in ids])
-    total = 0.0
-    for qid, query in task.queries.items():
-        scores = docs @ embedder.embed_query(query)
-        top = np.argsort(-scores)[:10]
-        run = {ids[i]: float(scores[i]) for i in top}
-        total += ndcg_at_k(dict.fromkeys(task.relevant[qid], 1), run, 10)
-    return total / len(task.queries)
-
-
 def cmd_adapter(args: argparse.Namespace) -> dict[str, Any]:
-    """The fast mode on the supervised pairs: weights chosen on a held-out split of the
-    training pairs, then refit on all of them and scored on test (no re-embedding)."""
-    from ragkit.training.adapter import AdaptedEmbedder, train_query_adapter
-    from ragkit.training.evaluate import HeldOut, split_by_document
-    from ragkit.training.negatives import corpus_of, mine_negatives
+    """The fast mode as ``ragkit finetune adapter`` runs it, on the supervised pairs:
+    fitted on the training split, judged on the held-out split (by document, with the
+    bootstrap bound), and scored on test only when promoted (no re-embedding)."""
+    from ragkit.embeddings.adapted import AdaptedEmbedder, load_query_adapter
+    from ragkit.training.fast import finetune_adapter
 
     data = BeirDataset(args.data)
+    out = Path(args.work) / "adapter"
     began = time.perf_counter()
     with RAG(args.kb) as rag:
         pairs = supervised_pairs(rag, data)
-        corpus = corpus_of(kb_chunks(rag))
-        pairs = mine_negatives(pairs, corpus, rag.embedder)
-        train, held = split_by_document(pairs, fraction=0.1, seed=args.seed)
-        groups = {p.group for p in held}
-        task = HeldOut.build(held, distractors=[t for t, d in corpus if d not in groups])
-        prepared = time.perf_counter() - began
-        choices = {}
-        base = heldout_ndcg(task, rag.embedder)
-        for weight in (0.01, 0.1, 1.0):
-            fit = time.perf_counter()
-            adapter = train_query_adapter(train, rag.embedder, identity_weight=weight)
-            seconds = time.perf_counter() - fit
-            choices[weight] = heldout_ndcg(task, AdaptedEmbedder(rag.embedder, adapter))
-            print(
-                f"  identity_weight {weight}: held-out nDCG@10 {choices[weight]:.4f} "
-                f"(base {base:.4f}), fit {seconds:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-        best = max(choices, key=lambda w: choices[w])
-        fit = time.perf_counter()
-        adapter = train_query_adapter(pairs, rag.embedder, identity_weight=best)
-        fit_seconds = time.perf_counter() - fit
-        inner = rag.embedder
-        result: dict[str, Any] = {
-            "pairs": len(pairs),
-            "prepare_seconds": round(prepared, 1),
-            "heldout_base": base,
-            "heldout_by_identity_weight": choices,
-            "identity_weight": best,
-            "fit_seconds": round(fit_seconds, 2),
-            "load_after_fit": load(),
-        }
-    if best is not None and choices[best] > base:
+        report = finetune_adapter(
+            out, kb=rag, pairs=pairs, heldout_fraction=args.heldout_fraction,
+            heldout_pool=args.heldout_pool, seed=args.seed,
+        )  # fmt: skip
+    print(f"  {report}", file=sys.stderr, flush=True)
+    result: dict[str, Any] = {
+        "report": report.to_dict(),
+        "run_seconds": round(time.perf_counter() - began, 1),
+        "load_after_fit": load(),
+    }
+    if report.promoted and args.score:
+        adapter = load_query_adapter(out)
         embedder = AdaptedEmbedder(SentenceTransformerEmbedder(args.model), adapter)
         result["test"] = score(args.kb, data, embedder=embedder)
     else:
-        result["test"] = "not promoted: the adapter did not beat the base on held-out"
-    del inner
+        result["test"] = f"not scored: {report.reason}"
     return result
 
 

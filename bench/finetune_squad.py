@@ -48,11 +48,11 @@ def judge_reranker(rag: RAG, pairs: list[Pair], folder: str, seed: int) -> dict[
     kb's own (hybrid) order."""
     from ragkit.training.evaluate import pool_ranker
     from ragkit.training.negatives import NegativeRules
-    from ragkit.training.pipeline import _prepare
+    from ragkit.training.pipeline import prepare
     from ragkit.training.promote import CONFIDENCE, gain_lower_bound
     from ragkit.training.train import load_cross_encoder
 
-    _train, _held, task, _corpus = _prepare(
+    _train, _held, task, _corpus = prepare(
         pairs, kb=rag, base_embedder=rag.embedder, rules=NegativeRules(), eval_pairs=None,
         heldout_fraction=0.1, pool=1000, seed=seed, mine=True, progress=progress_printer(),
     )  # fmt: skip

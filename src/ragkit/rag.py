@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -193,11 +194,11 @@ class RAG:
         if embedder is None:
             embedder = self._default_embedder()
         manifest = self._check_manifest(embedder, tenant)
+        self._cache = cache
+        self._set_embedder(self._recorded_adapter(embedder, manifest))
         # The generator and the verifier embed passage and answer sentences: not chunks,
         # so not cached in the kb; they share the vectors of one question in memory.
-        answer_embedder = sentence_embedder(embedder)
-        self._cache = cache
-        self.embedder: Embedder = self._cached(embedder)
+        answer_embedder = sentence_embedder(self._plain_embedder)
         self.store_name = backend.name
         self.store: VectorStore = backend.store
         self.record: Record = backend.record
@@ -243,6 +244,7 @@ class RAG:
         from ragkit.embeddings import SentenceTransformerEmbedder
 
         manifest = self.backend.read_manifest()
+        embedder: Embedder = SentenceTransformerEmbedder()
         if manifest is not None and manifest.embedder_path:
             if not Path(manifest.embedder_path).is_dir():
                 raise ConfigurationError(
@@ -250,10 +252,43 @@ class RAG:
                     f"{manifest.embedder_path}, which is gone; restore it, or pass "
                     "embedder=... for the same model"
                 )
-            return SentenceTransformerEmbedder(
+            embedder = SentenceTransformerEmbedder(
                 manifest.embedder_path, model_id=manifest.embedder_model
             )
-        return SentenceTransformerEmbedder()
+        return embedder
+
+    def _recorded_adapter(self, embedder: Embedder, manifest: Manifest | None) -> Embedder:
+        """``embedder`` with the query adapter the kb records (``use_query_adapter``),
+        unless it brings its own or is not the kb's model (a re-embedding to finish)."""
+        path = manifest.query_adapter if manifest is not None else ""
+        if not path or _unadapted(embedder) is not embedder:
+            return embedder
+        from ragkit.embeddings.adapted import AdaptedEmbedder, load_query_adapter
+
+        try:
+            adapter = load_query_adapter(path)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"{self.location} moves its queries with a query adapter that cannot be "
+                f"read ({exc}); restore it, or stop using it: ragkit finetune use --kb "
+                f"{self.location} --no-adapter"
+            ) from exc
+        if adapter.model_id != embedder.model_id:
+            return embedder
+        return AdaptedEmbedder(embedder, adapter)
+
+    def _set_embedder(self, embedder: Embedder) -> None:
+        """``self.embedder``: ``embedder`` through the kb's cache, its query adapter (if
+        any) outside the cache, so document vectors are the plain model's and
+        ``_plain_embedder`` (answers, citation checks, fitting an adapter) moves nothing."""
+        plain = _unadapted(embedder)
+        self._plain_embedder = plain
+        cached = self._cached(plain)
+        self.embedder: Embedder = cached
+        if plain is not embedder:
+            from ragkit.embeddings.adapted import AdaptedEmbedder
+
+            self.embedder = AdaptedEmbedder(cached, embedder.adapter)  # type: ignore[attr-defined]
 
     def _cached(self, embedder: Embedder) -> Embedder:
         if not self._cache:
@@ -290,16 +325,43 @@ class RAG:
 
         return dict(reembed(self, embedder, path=path, progress=progress))
 
+    def use_query_adapter(self, folder: str | os.PathLike[str] | None) -> None:
+        """Move this kb's retrieval queries with the query adapter in ``folder`` (what
+        ``ragkit finetune adapter`` promoted), or with none when ``folder`` is None.
+
+        The folder is recorded in the kb: ``RAG(path)`` opened without an embedder
+        applies it (a server's kbs too). No vector is rewritten; answers and citation
+        checks keep the plain query. Re-embedding the kb with another model drops it.
+        See ``docs/finetuning.md``.
+
+        Raises:
+            ConfigurationError: no adapter in ``folder``, or one made for another model.
+            KnowledgeBaseLockedError: another process is writing this knowledge base.
+        """
+        from ragkit.embeddings.adapted import AdaptedEmbedder, load_query_adapter
+
+        plain = self._plain_embedder
+        embedder: Embedder = plain
+        path = ""
+        if folder is not None:
+            embedder = AdaptedEmbedder(plain, load_query_adapter(folder))
+            path = str(Path(folder).resolve())
+        with self._lock, self.backend.writing():
+            manifest = self.backend.read_manifest() or self._manifest
+            manifest.query_adapter = path
+            self.backend.write_manifest(manifest)
+        self._use_embedder(embedder, manifest)
+
     def _use_embedder(self, embedder: Embedder, manifest: Manifest) -> None:
         """Switch to ``embedder`` after :meth:`reembed` rewrote the vectors."""
         old = self.embedder
-        self.embedder = self._cached(embedder)
+        self._set_embedder(embedder)
         self.indexer.embedder = self.embedder
         if self.retrieval != "custom":
             self.qa.retriever = self.backend.retriever(self.retrieval, self.embedder)
         self._manifest = manifest
         self._checked = False
-        close = getattr(old, "close", None)
+        close = getattr(_unadapted(old), "close", None)  # the cache's file
         if callable(close):
             close()
 
@@ -506,3 +568,10 @@ class RAG:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _unadapted(embedder: Embedder) -> Embedder:
+    """``embedder`` without its query adapter. Until a query adapter is in use its
+    module is not loaded (``import ragkit`` loads no numpy), and nothing is adapted."""
+    adapted = sys.modules.get("ragkit.embeddings.adapted")
+    return embedder if adapted is None else adapted.unadapted(embedder)

@@ -7,6 +7,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -257,3 +258,37 @@ def test_train_embedder_scores_the_model_it_keeps_per_query(tiny: Path, tmp_path
     written = SentenceTransformer(str(result.path), device="cpu")
     assert list(result.per_query) == pytest.approx(task.embedder_per_query(written), abs=1e-6)
     assert result.score == pytest.approx(task.score_embedder(written), abs=1e-6)
+
+
+def test_the_fast_mode_from_the_cli_is_recorded_in_the_kb(tmp_path: Path, minilm: Any) -> None:
+    from ragkit.embeddings.adapted import ADAPTER_FILE, AdaptedEmbedder
+    from ragkit.errors import ConfigurationError
+
+    kb = tmp_path / "kb"
+    with RAG(kb, store="faiss", embedder=minilm) as rag:
+        rag.add([Document(text=t, source=n) for n, _, t in TOPICS])
+    pairs_file = tmp_path / "pairs.jsonl"
+    write_pairs(good_pairs(), pairs_file)
+    out = tmp_path / "adapter"
+    # --min-gain -1 --confidence 0 promotes whatever is fitted: this test is the path
+    code = main([
+        "finetune", "adapter", "--kb", str(kb), "--out", str(out), "--pairs", str(pairs_file),
+        "--heldout", "0.25", "--epochs", "40", "--min-gain", "-1", "--confidence", "0",
+    ])  # fmt: skip
+    assert code == 0
+    assert json.loads((out / REPORT_FILE).read_text())["kind"] == "adapter"
+    assert main(["finetune", "use", "--kb", str(kb), str(out)]) == 0
+    query = "what about lava?"
+    with RAG(kb) as rag:  # no embedder given: the bundled model, then the adapter
+        assert isinstance(rag.embedder, AdaptedEmbedder)
+        assert not np.allclose(rag.embedder.embed_query(query), minilm.embed_query(query))
+        assert np.allclose(
+            rag.embedder.embed_documents([query]), minilm.embed_documents([query]), atol=1e-5
+        )
+        assert rag.retrieve(query, 1)[0].chunk.source == "volcano"
+    (out / ADAPTER_FILE).unlink()
+    with pytest.raises(ConfigurationError, match="--no-adapter"):
+        RAG(kb)
+    assert main(["finetune", "use", "--kb", str(kb), "--no-adapter"]) == 0
+    with RAG(kb) as rag:
+        assert not isinstance(rag.embedder, AdaptedEmbedder)

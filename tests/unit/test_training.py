@@ -251,10 +251,10 @@ def task_extra(task: HeldOut) -> list[str]:
 
 @pytest.mark.parametrize("pool", [6, 10_000])
 def test_the_heldout_pool_bounds_the_passages_its_queries_are_ranked_among(pool: int) -> None:
-    from ragkit.training.pipeline import _prepare
+    from ragkit.training.pipeline import prepare
 
     pairs = [Pair(f"q{i}", f"p{i}", (f"n{i}",), f"d{i}") for i in range(10)]
-    train, held, task, corpus = _prepare(
+    train, held, task, corpus = prepare(
         pairs, kb=None, base_embedder=None, rules=NegativeRules(), eval_pairs=None,
         heldout_fraction=0.2, pool=pool, seed=0, mine=False, progress=None,
     )  # fmt: skip

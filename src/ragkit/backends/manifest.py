@@ -34,6 +34,8 @@ class Manifest:
             loads it. Empty otherwise.
         reembedding: the model id a ``RAG.reembed`` is switching to, while it runs; a
             kb left with it set was interrupted and holds vectors of two models.
+        query_adapter: the folder of the query adapter (``ragkit finetune adapter``)
+            that ``RAG`` applies to queries when opened without an embedder.
     """
 
     embedder_model: str
@@ -44,6 +46,7 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     embedder_path: str = ""
     reembedding: str = ""
+    query_adapter: str = ""
 
     @classmethod
     def read(cls, folder: Path) -> Manifest | None:

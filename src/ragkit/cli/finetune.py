@@ -3,7 +3,8 @@
 ragkit finetune embedder --out DIR (--pairs FILE | --kb KB --synthetic [llm|cloze])
 ragkit finetune reranker --out DIR (--pairs FILE | --kb KB --synthetic [llm|cloze])
 ragkit finetune pairs --kb KB --synthetic cloze --out pairs.jsonl   # step 1 alone
-ragkit finetune use --kb KB DIR      # re-embed the kb with the fine-tuned embedder
+ragkit finetune adapter --kb KB --out DIR (--pairs FILE | --synthetic)  # the fast mode
+ragkit finetune use --kb KB DIR      # re-embed with the embedder, or record the adapter
 ragkit finetune generator / merge    # the answering LLM (finetune_generator.py)
 """
 
@@ -72,6 +73,22 @@ def add_finetune_parser(sub: Any, kb_help: str) -> None:
     _common(reranker, kb_help, defaults={"epochs": 1, "lr": 5e-5, "negatives": 3})
     add_generator_parser(steps, kb_help)  # generator and merge (finetune_generator.py)
 
+    adapter = steps.add_parser(
+        "adapter",
+        help="the fast mode: fit a query adapter on the kb's cached vectors (no re-embedding)",
+    )
+    adapter.add_argument("--kb", required=True, help=kb_help)
+    adapter.add_argument("--out", required=True, help="the output folder")
+    adapter.add_argument("--pairs", help="JSONL training pairs: {query, positive, negatives?}")
+    adapter.add_argument("--synthetic", nargs="?", const="llm", choices=("llm", "cloze"))
+    adapter.add_argument("--max-chunks", type=int, help="synthetic pairs from at most N chunks")
+    adapter.add_argument("--epochs", type=int, default=20, help="passes over the pairs per fit")
+    adapter.add_argument("--heldout", type=float, default=0.1, help="share held out, by document")
+    adapter.add_argument("--min-gain", type=float, default=0.0)
+    adapter.add_argument("--confidence", type=float, default=CONFIDENCE)
+    adapter.add_argument("--seed", type=int, default=0)
+    adapter.add_argument("--json", action="store_true", help="print the report as JSON")
+
     pairs = steps.add_parser("pairs", help="write synthetic training pairs (step 1 alone)")
     pairs.add_argument("--kb", required=True, help=kb_help)
     pairs.add_argument("--out", required=True, help="the JSONL file to write")
@@ -80,10 +97,17 @@ def add_finetune_parser(sub: Any, kb_help: str) -> None:
     pairs.add_argument("--seed", type=int, default=0)
 
     use = steps.add_parser(
-        "use", help="make a fine-tuned embedder the kb's embedder (re-embeds its chunks)"
+        "use",
+        help="make a fine-tuned embedder the kb's embedder (re-embeds its chunks), or "
+        "apply a query adapter to its queries (nothing re-embedded)",
     )
-    use.add_argument("model", help="the folder ragkit finetune embedder wrote")
+    use.add_argument(
+        "model", nargs="?", help="the folder ragkit finetune embedder or adapter wrote"
+    )
     use.add_argument("--kb", required=True, help=kb_help)
+    use.add_argument(
+        "--no-adapter", action="store_true", help="stop applying the kb's query adapter"
+    )
 
 
 class _Bars:
@@ -183,6 +207,33 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _adapter(args: argparse.Namespace) -> int:
+    from ragkit.errors import ConfigurationError
+    from ragkit.training.fast import finetune_adapter
+
+    if (args.pairs is None) == (args.synthetic is None):
+        raise ConfigurationError("give --pairs FILE, or --synthetic")
+    bars = _Bars()
+    with _open_kb(args.kb) as rag:
+        try:
+            report = finetune_adapter(
+                args.out, kb=rag, pairs=args.pairs, synthetic=args.synthetic,
+                max_chunks=args.max_chunks, epochs=args.epochs,
+                heldout_fraction=args.heldout, min_gain=args.min_gain,
+                confidence=args.confidence, seed=args.seed, progress=bars,
+            )  # fmt: skip
+        finally:
+            bars.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    print(report)
+    print(f"report: {args.out}/finetune-report.json")
+    if report.promoted:
+        print(f"use it: ragkit finetune use --kb {args.kb} {args.out}")
+    return 0
+
+
 def _pairs(args: argparse.Namespace) -> int:
     from ragkit.training.pairs import write_pairs
     from ragkit.training.pipeline import make_pairs
@@ -206,7 +257,21 @@ def _pairs(args: argparse.Namespace) -> int:
 
 def _use(args: argparse.Namespace) -> int:
     from ragkit.embeddings import SentenceTransformerEmbedder
+    from ragkit.errors import ConfigurationError
+    from ragkit.training.promote import model_record
 
+    if (args.model is None) != args.no_adapter:
+        raise ConfigurationError("give the model or adapter folder, or --no-adapter")
+    if args.no_adapter:
+        _forget_adapter(args.kb)  # without opening the kb: its adapter may be gone
+        print(f"{args.kb}: queries go through no query adapter now")
+        return 0
+    if model_record(args.model).get("kind") == "adapter":
+        with _open_kb(args.kb) as rag:
+            rag.use_query_adapter(args.model)
+        print(f"{args.kb}: queries now go through the query adapter {args.model} "
+              "(no vector rewritten)")  # fmt: skip
+        return 0
     bars = _Bars()
     embedder = SentenceTransformerEmbedder(args.model)
     with _open_kb(args.kb, args.model) as rag:
@@ -221,6 +286,21 @@ def _use(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forget_adapter(location: str) -> None:
+    """Record in the kb that its queries go through no adapter (``--no-adapter``)."""
+    from ragkit.backends import open_backend
+
+    backend = open_backend(location, keyword=False)
+    try:
+        with backend.writing():
+            manifest = backend.read_manifest()
+            if manifest is not None and manifest.query_adapter:
+                manifest.query_adapter = ""
+                backend.write_manifest(manifest)
+    finally:
+        backend.close()
+
+
 def run_finetune(args: argparse.Namespace) -> int:
     """Run ``ragkit finetune ...``."""
     if args.finetune_command == "generator":
@@ -231,4 +311,6 @@ def run_finetune(args: argparse.Namespace) -> int:
         return _pairs(args)
     if args.finetune_command == "use":
         return _use(args)
+    if args.finetune_command == "adapter":
+        return _adapter(args)
     return _train(args)

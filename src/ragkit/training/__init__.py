@@ -11,9 +11,10 @@ A pipeline of named steps, each usable alone (as in sentence-transformers' examp
    base on that split.
 
 :func:`finetune_embedder` and :func:`finetune_reranker` run them all (what
-``ragkit finetune`` calls); :mod:`~ragkit.training.adapter` is the fast mode (a linear
-map on query vectors, no re-indexing); :mod:`~ragkit.training.reembed` puts a
-fine-tuned embedder in a kb. Nothing here imports torch until a step runs.
+``ragkit finetune`` calls); :func:`finetune_adapter` (:mod:`~ragkit.training.fast`) runs
+them for the fast mode, a linear map on query vectors (:mod:`~ragkit.training.adapter`,
+no re-indexing); :mod:`~ragkit.training.reembed` puts a fine-tuned embedder in a kb.
+Nothing here imports torch until a step runs.
 """
 
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "NegativeRules",
     "Pair",
     "TrainConfig",
+    "finetune_adapter",
     "finetune_embedder",
     "finetune_reranker",
     "read_pairs",
@@ -34,6 +36,7 @@ _WHERE = {
     "NegativeRules": "ragkit.training.negatives",
     "Pair": "ragkit.training.pairs",
     "TrainConfig": "ragkit.training.train",
+    "finetune_adapter": "ragkit.training.fast",
     "finetune_embedder": "ragkit.training.pipeline",
     "finetune_reranker": "ragkit.training.pipeline",
     "read_pairs": "ragkit.training.pairs",

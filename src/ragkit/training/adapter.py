@@ -6,8 +6,9 @@ query's positive chunks than its negatives. It trains on vectors alone (the kb's
 cached chunk vectors and the queries embedded once) with the same contrastive loss as
 the full fine-tune (softmax over in-batch and hard negatives), plus a pull towards the
 identity so a few hundred pairs cannot wreck the space. :class:`AdaptedEmbedder`
-applies it to ``embed_query`` only, and reports the base model id, so a kb opens with
-it unchanged.
+(:mod:`ragkit.embeddings.adapted`, re-exported here) applies it to ``embed_query``
+only, and reports the base model id, so a kb opens with it unchanged.
+:func:`~ragkit.training.fast.finetune_adapter` fits, judges and promotes one.
 
 Example:
     >>> adapter = train_query_adapter(pairs, embedder)  # doctest: +SKIP
@@ -20,78 +21,30 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
+from ragkit.embeddings.adapted import (
+    ADAPTER_FILE,
+    AdaptedEmbedder,
+    QueryAdapter,
+    load_query_adapter,
+)
 from ragkit.errors import ConfigurationError
 from ragkit.protocols import Embedder
 from ragkit.training.negatives import embed_queries
 from ragkit.training.pairs import Pair
 
-__all__ = ["AdaptedEmbedder", "QueryAdapter", "train_query_adapter"]
+__all__ = [
+    "ADAPTER_FILE",
+    "AdaptedEmbedder",
+    "QueryAdapter",
+    "load_query_adapter",
+    "train_query_adapter",
+]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class QueryAdapter:
-    """A ``d x d`` matrix applied to query vectors (then re-normalized)."""
-
-    weight: NDArray[np.float32]
-    model_id: str
-
-    def apply(self, vector: NDArray[np.float32]) -> NDArray[np.float32]:
-        moved = self.weight @ vector
-        out: NDArray[np.float32] = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(
-            np.float32
-        )
-        return out
-
-    def save(self, path: str | Path) -> None:
-        """Save as ``.npz`` (the matrix and the base model id it was trained for)."""
-        np.savez(Path(path), weight=self.weight, model_id=np.array(self.model_id))
-
-    @classmethod
-    def load(cls, path: str | Path) -> QueryAdapter:
-        with np.load(Path(path), allow_pickle=False) as data:
-            return cls(data["weight"].astype(np.float32), str(data["model_id"]))
-
-
-class AdaptedEmbedder:
-    """An embedder whose query vectors go through a :class:`QueryAdapter`.
-
-    Documents are embedded by ``inner`` unchanged and the model id is ``inner``'s, so
-    a kb built with ``inner`` needs no re-embedding.
-
-    Raises:
-        ConfigurationError: the adapter was trained for another model.
-    """
-
-    def __init__(self, inner: Embedder, adapter: QueryAdapter) -> None:
-        if adapter.model_id != inner.model_id:
-            raise ConfigurationError(
-                f"the query adapter was trained for {adapter.model_id!r}, not {inner.model_id!r}"
-            )
-        self.inner = inner
-        self.adapter = adapter
-
-    @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        return self.inner.embed_documents(texts)
-
-    def embed_query(self, text: str) -> NDArray[np.float32]:
-        return self.adapter.apply(self.inner.embed_query(text))
 
 
 def train_query_adapter(

@@ -180,23 +180,36 @@ class HeldOut:
         """Each query's nDCG@10 under a ``SentenceTransformer`` (cosine over the pool),
         in :attr:`queries` order: the figures the promotion decision resamples. Their
         mean is the measure :meth:`score_embedder` reports."""
+        options = {"normalize_embeddings": True, "convert_to_numpy": True, "batch_size": 32}
+        encode_query = getattr(model, "encode_query", model.encode)
+        encode_document = getattr(model, "encode_document", model.encode)
+        docs = encode_document(list(self.corpus.values()), **options)
+        queries = encode_query(list(self.queries.values()), **options)
+        return self._per_query(queries @ docs.T)
+
+    def vectors_per_query(self, embedder: Any) -> list[float]:
+        """:meth:`embedder_per_query` for a ragkit :class:`~ragkit.protocols.Embedder`
+        (normalized vectors, queries through ``embed_query``), such as a kb's cached
+        embedder with a query adapter."""
+        import numpy as np
+
+        docs = embedder.embed_documents(list(self.corpus.values()))
+        queries = np.stack([embedder.embed_query(q) for q in self.queries.values()])
+        return self._per_query(queries @ docs.T)
+
+    def _per_query(self, scores: Any) -> list[float]:
+        """nDCG@10 of each query from its row of cosines against the pool."""
         import numpy as np
 
         from ragkit.eval.metrics import ndcg_at_k
 
         ids = list(self.corpus)
-        qids = list(self.queries)
-        options = {"normalize_embeddings": True, "convert_to_numpy": True, "batch_size": 32}
-        encode_query = getattr(model, "encode_query", model.encode)
-        encode_document = getattr(model, "encode_document", model.encode)
-        docs = encode_document([self.corpus[i] for i in ids], **options)
-        queries = encode_query([self.queries[q] for q in qids], **options)
-        scores = []
-        for qid, row in zip(qids, queries @ docs.T, strict=True):
+        out = []
+        for qid, row in zip(self.queries, scores, strict=True):
             top = np.argsort(-row, kind="stable")[:10]
             relevance = dict.fromkeys(self.relevant[qid], 1)
-            scores.append(ndcg_at_k(relevance, {ids[j]: float(row[j]) for j in top}, 10))
-        return scores
+            out.append(ndcg_at_k(relevance, {ids[j]: float(row[j]) for j in top}, 10))
+        return out
 
     def reranker_samples(self, rank: Ranker, depth: int = 20) -> list[dict[str, Any]]:
         """Samples for ``CrossEncoderRerankingEvaluator``: each query's ``depth`` best

@@ -52,7 +52,15 @@ from ragkit.training.train import (
     train_reranker,
 )
 
-__all__ = ["Synthetic", "finetune_embedder", "finetune_reranker", "make_pairs"]
+__all__ = [
+    "Synthetic",
+    "check_confidence",
+    "finetune_embedder",
+    "finetune_reranker",
+    "make_pairs",
+    "pair_counts",
+    "prepare",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +123,7 @@ def make_pairs(
     return synthetic_pairs(chunks, llm, kb, per_chunk=per_chunk, progress=progress)
 
 
-def _prepare(
+def prepare(
     pairs: list[Pair],
     *,
     kb: Any,
@@ -206,7 +214,7 @@ def finetune_embedder(
     """
     config = config or TrainConfig()
     rules = rules or NegativeRules()
-    _check_confidence(confidence)
+    check_confidence(confidence)
     folder = check_output(out)
     base_ref, base_id = _base(base)
     times: dict[str, float] = {}
@@ -217,7 +225,7 @@ def finetune_embedder(
     )  # fmt: skip
     times["pairs"] = time.perf_counter() - began
     began = time.perf_counter()
-    train, heldout, task, _corpus = _prepare(
+    train, heldout, task, _corpus = prepare(
         all_pairs, kb=kb, base_embedder=_mining_embedder(kb, base_id, base_ref),
         rules=rules, eval_pairs=eval_pairs, heldout_fraction=heldout_fraction,
         pool=heldout_pool, seed=config.seed, mine=config.negatives > 0, progress=progress,
@@ -244,7 +252,7 @@ def finetune_embedder(
             trained_score=_mean(trained_scores), min_gain=min_gain,
             per_query=(base_scores, trained_scores), confidence=confidence,
             save_base=lambda d: base_model.save_pretrained(str(d)),
-            pairs=_counts(all_pairs, train, heldout, pairs, synthetic),
+            pairs=pair_counts(all_pairs, train, heldout, pairs, synthetic),
             settings={**asdict(config), "bf16": uses_bf16(config.precision, "cpu"),
                       "negative_rules": asdict(rules)},
             seconds={**times, "steps": result.steps,
@@ -266,7 +274,7 @@ def _kb_ranker(kb: Any) -> Any:
     return rank
 
 
-def _check_confidence(confidence: float) -> None:
+def check_confidence(confidence: float) -> None:
     """Refuse a bad ``confidence`` before any training, not after it."""
     if not 0 <= confidence < 1:
         raise ConfigurationError(f"confidence must be 0 (off) or between 0 and 1, got {confidence}")
@@ -276,7 +284,7 @@ def _mean(scores: Sequence[float]) -> float:
     return sum(scores) / len(scores)
 
 
-def _counts(
+def pair_counts(
     all_pairs: Sequence[Pair],
     train: Sequence[Pair],
     heldout: Sequence[Pair],
@@ -339,7 +347,7 @@ def finetune_reranker(
     """
     config = config or TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, negatives=3)
     rules = rules or NegativeRules()
-    _check_confidence(confidence)
+    check_confidence(confidence)
     folder = check_output(out)
     emb_ref, emb_id = _base(None)
     if kb is not None:
@@ -359,7 +367,7 @@ def finetune_reranker(
     began = time.perf_counter()
     embedder = _mining_embedder(kb, emb_id, emb_ref)
     mining = first_stage if kb is not None and kb.retrieval == first_stage else "dense"
-    train, heldout, task, _corpus = _prepare(
+    train, heldout, task, _corpus = prepare(
         all_pairs, kb=kb, base_embedder=embedder, rules=rules,
         eval_pairs=eval_pairs, heldout_fraction=heldout_fraction, pool=heldout_pool,
         seed=config.seed, mine=True, progress=progress,
@@ -404,7 +412,7 @@ def finetune_reranker(
             trained_score=_mean(trained_scores), min_gain=min_gain,
             per_query=(base_scores, trained_scores), confidence=confidence,
             save_base=save_base, recorded=(base_info, {"weight": weight}),
-            pairs=_counts(all_pairs, train, heldout, pairs, synthetic),
+            pairs=pair_counts(all_pairs, train, heldout, pairs, synthetic),
             settings={**asdict(config), "bf16": uses_bf16(config.precision, "cpu"),
                       "negative_rules": asdict(rules), "depth": depth,
                       "first_stage": first_stage, "mining": mining, "weight": weight},

@@ -41,7 +41,12 @@ REPORT_FILE = "finetune-report.json"
 #: What ragkit reads back from a model folder: its model id (and kind, base).
 MODEL_FILE = "ragkit_model.json"
 
-Kind = Literal["embedder", "reranker"]
+Kind = Literal["embedder", "reranker", "adapter"]
+#: What to do without a model, by kind, when nothing is written.
+_WITHOUT = {
+    "reranker": "keep retrieving without this reranker",
+    "adapter": "keep querying the kb without a query adapter",
+}
 
 
 @dataclass
@@ -49,7 +54,8 @@ class FinetuneReport:
     """What a fine-tuning run did and decided.
 
     Attributes:
-        kind: ``"embedder"`` or ``"reranker"``.
+        kind: ``"embedder"``, ``"reranker"`` or ``"adapter"`` (a query adapter, the
+            fast mode).
         base: the base model (folder or name).
         promoted: whether the trained model is the one in the output folder.
         reason: why, in words.
@@ -131,7 +137,7 @@ def weights_digest(folder: Path) -> str:
     """A short sha256 of a model folder's weight files (what makes two models differ)."""
     digest = hashlib.sha256()
     files = sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin")
+        p for p in folder.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".npz")
     )
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode())
@@ -227,7 +233,7 @@ def promote(
     :func:`gain_lower_bound`) is above ``min_gain`` too.
 
     Args:
-        kind: ``"embedder"`` or ``"reranker"``.
+        kind: ``"embedder"``, ``"reranker"`` or ``"adapter"``.
         out: the output folder (emptied of an earlier model first).
         base: the base model as the user named it.
         base_id: the base's model id (kept when the base wins).
@@ -286,7 +292,7 @@ def promote(
             reason += "the base model is kept in this folder"
         else:
             model_id = None
-            reason += "no model is written: keep retrieving without this reranker"
+            reason += f"no model is written: {_WITHOUT.get(kind, 'keep the base')}"
     report = FinetuneReport(
         kind=kind,
         base=base,

@@ -113,6 +113,7 @@ def reembed(
             manifest.dimension = dimension
             manifest.embedder_path = folder_text
             manifest.reembedding = ""
+            manifest.query_adapter = ""  # fitted to the old model's vectors
             backend.write_manifest(manifest)
             rag._use_embedder(inner, manifest)
     finally:
