@@ -195,15 +195,23 @@ def _train(args: argparse.Namespace) -> int:
         bars.close()
         if rag is not None:
             rag.close()
+    kb = args.kb or "KB"
+    if args.finetune_command == "embedder":
+        use = f"ragkit finetune use --kb {kb} {args.out}"
+    else:
+        use = f"ragkit ask --kb {kb} --rerank {args.out} QUESTION"
+    return _print_report(report, args, use)
+
+
+def _print_report(report: Any, args: argparse.Namespace, use: str) -> int:
+    """The report as JSON (``--json``), or in words with how to use a promoted model."""
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
     print(report)
     print(f"report: {args.out}/finetune-report.json")
-    if report.promoted and args.finetune_command == "embedder" and args.kb:
-        print(f"use it: ragkit finetune use --kb {args.kb} {args.out}")
-    elif report.promoted:
-        print(f"use it: ragkit ask --kb KB --rerank {args.out} QUESTION")
+    if report.promoted:
+        print(f"use it: {use}")
     return 0
 
 
@@ -224,14 +232,7 @@ def _adapter(args: argparse.Namespace) -> int:
             )  # fmt: skip
         finally:
             bars.close()
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-        return 0
-    print(report)
-    print(f"report: {args.out}/finetune-report.json")
-    if report.promoted:
-        print(f"use it: ragkit finetune use --kb {args.kb} {args.out}")
-    return 0
+    return _print_report(report, args, f"ragkit finetune use --kb {args.kb} {args.out}")
 
 
 def _pairs(args: argparse.Namespace) -> int:

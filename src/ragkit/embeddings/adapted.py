@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from ragkit.embeddings._wrapper import WrappedEmbedder
 from ragkit.errors import ConfigurationError
 from ragkit.protocols import Embedder
 
@@ -56,7 +57,7 @@ class QueryAdapter:
             return cls(data["weight"].astype(np.float32), str(data["model_id"]))
 
 
-class AdaptedEmbedder:
+class AdaptedEmbedder(WrappedEmbedder):
     """An embedder whose query vectors go through a :class:`QueryAdapter`.
 
     Documents are embedded by ``inner`` unchanged and the model id is ``inner``'s, so
@@ -73,14 +74,6 @@ class AdaptedEmbedder:
             )
         self.inner = inner
         self.adapter = adapter
-
-    @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
 
     def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
         return self.inner.embed_documents(texts)

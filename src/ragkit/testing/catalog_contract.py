@@ -32,7 +32,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -340,24 +341,8 @@ class CatalogContract:
         now = time.time()
         jobs = [JobRecord("j" + secrets.token_hex(8), tenant, "docs", "queued", "upload", now,
                           now, "same-key", {"worker": i}) for i in range(len(workers))]  # fmt: skip
-        start = threading.Barrier(len(workers))
-        kept: dict[int, JobRecord] = {}
-        errors: list[BaseException] = []
-
-        def add(i: int) -> None:
-            try:
-                start.wait(timeout=30)
-                kept[i] = workers[i].add_job(jobs[i])
-            except BaseException as exc:  # reported below, in the test's thread
-                errors.append(exc)
-
-        threads = [threading.Thread(target=add, args=(i,)) for i in range(len(workers))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert not errors, errors
-        assert len(kept) == len(workers)
+        adds = [partial(w.add_job, j) for w, j in zip(workers, jobs, strict=True)]
+        kept = dict(enumerate(_at_once(adds)))
         winners = {job.id for job in kept.values()}
         assert len(winners) == 1, kept
         (winner,) = winners
@@ -395,23 +380,11 @@ class CatalogContract:
         self._buckets(catalog)
         workers = [self._buckets(c) for c in (catalog, *(reopened() for _ in range(3)))]
         bucket = "key:" + secrets.token_hex(6)
-        start = threading.Barrier(len(workers))
-        waits: list[float] = []
-        errors: list[BaseException] = []
 
-        def take(worker: RateBuckets) -> None:
-            try:
-                start.wait(timeout=30)
-                waits.extend(worker.take_request(bucket, 1, 5) for _ in range(4))
-            except BaseException as exc:  # reported below, in the test's thread
-                errors.append(exc)
+        def four(worker: RateBuckets) -> list[float]:
+            return [worker.take_request(bucket, 1, 5) for _ in range(4)]
 
-        threads = [threading.Thread(target=take, args=(w,)) for w in workers]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert not errors, errors
+        waits = [wait for taken in _at_once([partial(four, w) for w in workers]) for wait in taken]
         assert len(waits) == 16
         assert waits.count(0.0) == 5  # the burst, across all workers together
 
@@ -448,3 +421,28 @@ class CatalogContract:
         assert other.delete_kb(tenant, "shared")
         assert catalog.get_kb(tenant, "shared") is None
         assert catalog.list_kbs(tenant) == []
+
+
+def _at_once(calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run ``calls`` in threads released together (as workers racing); their results,
+    in order. An exception in any of them is raised here, in the test's thread."""
+    start = threading.Barrier(len(calls))
+    results: dict[int, Any] = {}
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            start.wait(timeout=30)
+            results[i] = calls[i]()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    if errors:
+        raise errors[0]
+    assert len(results) == len(calls), "a worker did not finish within 60 s"
+    return [results[i] for i in range(len(calls))]
