@@ -244,7 +244,6 @@ class RAG:
         from ragkit.embeddings import SentenceTransformerEmbedder
 
         manifest = self.backend.read_manifest()
-        embedder: Embedder = SentenceTransformerEmbedder()
         if manifest is not None and manifest.embedder_path:
             if not Path(manifest.embedder_path).is_dir():
                 raise ConfigurationError(
@@ -252,10 +251,10 @@ class RAG:
                     f"{manifest.embedder_path}, which is gone; restore it, or pass "
                     "embedder=... for the same model"
                 )
-            embedder = SentenceTransformerEmbedder(
+            return SentenceTransformerEmbedder(
                 manifest.embedder_path, model_id=manifest.embedder_model
             )
-        return embedder
+        return SentenceTransformerEmbedder()
 
     def _recorded_adapter(self, embedder: Embedder, manifest: Manifest | None) -> Embedder:
         """``embedder`` with the query adapter the kb records (``use_query_adapter``),
