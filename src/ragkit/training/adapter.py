@@ -52,6 +52,7 @@ def train_query_adapter(
     embedder: Embedder,
     *,
     epochs: int = 20,
+    min_steps: int = 0,
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     temperature: float = 0.05,
@@ -67,6 +68,8 @@ def train_query_adapter(
         pairs: training pairs.
         embedder: the kb's embedder.
         epochs: passes over the pairs.
+        min_steps: at least this many optimizer steps: a small set of pairs gets more
+            passes than ``epochs`` (a pass is one step per ``batch_size`` pairs).
         batch_size: pairs per step (in-batch negatives).
         learning_rate: Adam's rate.
         temperature: of the softmax over cosines (0.05: sentence-transformers' scale 20).
@@ -92,6 +95,8 @@ def train_query_adapter(
     identity = torch.eye(dim)
     order = list(range(len(pairs)))
     rng = random.Random(seed)
+    steps_per_epoch = -(-len(pairs) // batch_size)
+    epochs = max(epochs, -(-min_steps // steps_per_epoch))
     for _ in range(epochs):
         rng.shuffle(order)
         for start in range(0, len(order), batch_size):
