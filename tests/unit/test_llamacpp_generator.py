@@ -239,3 +239,25 @@ def test_complete_prompt_sends_one_user_message(gguf: Path) -> None:
     assert as_completion(gen)("Rewrite: where is it?") == "Paris is the capital [1]."
     call = FakeLlama.last.calls[0]
     assert call["messages"] == [{"role": "user", "content": "Rewrite: where is it?"}]
+
+
+def test_a_shared_runtime_keeps_each_threads_token_counts() -> None:
+    import threading
+
+    from ragkit.generation._usage import UsageSlot
+    from ragkit.types import Usage
+
+    slot = UsageSlot()
+    slot.set(Usage(10, 2))
+    seen: list[Usage | None] = []
+
+    def other_answer() -> None:
+        seen.append(slot.get())  # nothing answered in this thread yet
+        slot.set(Usage(99, 9))
+        seen.append(slot.get())
+
+    thread = threading.Thread(target=other_answer)
+    thread.start()
+    thread.join()
+    assert seen == [None, Usage(99, 9)]
+    assert slot.get() == Usage(10, 2)  # not the other thread's answer

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragkit._deps import require
 from ragkit.errors import GenerationError
+from ragkit.generation._usage import UsageSlot
 from ragkit.generation.prompt import ChatMessage
 from ragkit.types import Usage
 
@@ -56,12 +57,17 @@ class LlamaCppPythonRuntime:
             raise GenerationError(f"llama-cpp-python could not load {path}: {exc}") from exc
         self.n_ctx = int(self._llm.n_ctx())
         self.last_timings: Mapping[str, float] | None = None
-        self.last_usage: Usage | None = None
+        self._usage = UsageSlot()
         self._lock = threading.Lock()  # a Llama object runs one generation at a time
 
     @property
     def chat_format(self) -> None:
         return None  # counted in frame_messages' frame, with the model's tokenizer
+
+    @property
+    def last_usage(self) -> Usage | None:
+        """The token counts llama.cpp reported for this thread's last answer."""
+        return self._usage.get()
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
@@ -85,11 +91,11 @@ class LlamaCppPythonRuntime:
                 result = self._llm.create_chat_completion(**self._kwargs(messages, options))
             except Exception as exc:
                 raise GenerationError(f"llama-cpp-python failed: {exc}") from exc
-        self.last_usage = Usage.from_wire(result.get("usage"))
+        self._usage.set(Usage.from_wire(result.get("usage")))
         return str(result["choices"][0]["message"].get("content") or "")
 
     def stream(self, messages: Sequence[ChatMessage], options: Options) -> Iterator[str]:
-        self.last_usage = None  # llama-cpp-python's streams carry no counts
+        self._usage.set(None)  # llama-cpp-python's streams carry no counts
         with self._lock:
             try:
                 chunks = self._llm.create_chat_completion(

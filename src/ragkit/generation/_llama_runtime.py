@@ -46,8 +46,12 @@ class Runtime(Protocol):
     name: str
     n_ctx: int
     last_timings: Mapping[str, float] | None
-    #: Token counts llama.cpp reported for the last answer (None when it sent none).
-    last_usage: Usage | None
+
+    @property
+    def last_usage(self) -> Usage | None:
+        """Token counts llama.cpp reported for the calling thread's last answer (None
+        when it sent none)."""
+        ...
 
     @property
     def chat_format(self) -> Callable[[Sequence[ChatMessage]], str] | None:

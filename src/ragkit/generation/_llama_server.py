@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from ragkit._deps import require
 from ragkit.errors import GenerationError
+from ragkit.generation._usage import UsageSlot
 from ragkit.generation.prompt import ChatMessage
 from ragkit.types import Usage
 
@@ -87,7 +88,7 @@ class XllamacppRuntime:
         props = self._http("GET", "/props")
         self.n_ctx = int(props["default_generation_settings"]["n_ctx"])
         self.last_timings: Mapping[str, float] | None = None
-        self.last_usage: Usage | None = None
+        self._usage = UsageSlot()
 
     def _http(self, method: str, path: str, body: object = None) -> Any:
         conn = http.client.HTTPConnection(self._host, self._port, timeout=60)
@@ -112,6 +113,11 @@ class XllamacppRuntime:
                 f"llama.cpp server {path} answered {response.status}: {data[:500]!r}"
             )
         return json.loads(data)
+
+    @property
+    def last_usage(self) -> Usage | None:
+        """The token counts llama.cpp reported for this thread's last answer."""
+        return self._usage.get()
 
     def count_tokens(self, text: str) -> int:
         # add_special: the BOS token, if the model has one, is part of every prompt.
@@ -158,7 +164,7 @@ class XllamacppRuntime:
         if message is not None:
             raise GenerationError(f"llama.cpp failed: {message}")
         self.last_timings = result.get("timings")
-        self.last_usage = Usage.from_wire(result.get("usage"))
+        self._usage.set(Usage.from_wire(result.get("usage")))
         return str(result["choices"][0]["message"].get("content") or "")
 
     def stream(self, messages: Sequence[ChatMessage], options: Options) -> Iterator[str]:
@@ -167,7 +173,7 @@ class XllamacppRuntime:
         # The callback's return value is llama.cpp's "stop" flag: closing the generator
         # early stops generation at the next token.
         self.last_timings = None
-        self.last_usage = None
+        self._usage.set(None)
         chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
         done = object()
         stop = threading.Event()
@@ -197,7 +203,7 @@ class XllamacppRuntime:
                 if chunk.get("timings"):
                     self.last_timings = chunk["timings"]
                 if chunk.get("usage"):
-                    self.last_usage = Usage.from_wire(chunk["usage"])
+                    self._usage.set(Usage.from_wire(chunk["usage"]))
                 for choice in chunk.get("choices") or ():
                     content = (choice.get("delta") or {}).get("content")
                     if content:
