@@ -176,8 +176,9 @@ class Catalog(Protocol):
         ...
 
     def add_job(self, job: JobRecord) -> JobRecord:
-        """Insert a new job and return it; when the job has an idempotency key that a job
-        of the same tenant and kb holds already, write nothing and return that job.
+        """Insert a new job and return it as stored (a catalog may stamp ``created``
+        with the time of the save); when the job has an idempotency key that a job of
+        the same tenant and kb holds already, write nothing and return that job.
 
         Atomic across processes: of several workers adding a job for one key at once,
         exactly one job is kept and all of them get it back.

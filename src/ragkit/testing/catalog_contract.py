@@ -314,8 +314,8 @@ class CatalogContract:
             return JobRecord("j" + secrets.token_hex(8), tenant, kb, "queued", "upload", now,
                              now, key, {"request_hash": secrets.token_hex(4)})  # fmt: skip
 
-        first = job(acme, "docs", "upload-1")
-        assert catalog.add_job(first) == first
+        first = catalog.add_job(job(acme, "docs", "upload-1"))  # as stored
+        assert catalog.get_job(acme, first.id) == first
         second = job(acme, "docs", "upload-1")
         assert catalog.add_job(second) == first
         assert catalog.get_job(acme, second.id) is None
@@ -327,8 +327,9 @@ class CatalogContract:
         others = [job(acme, "other", "upload-1"), job(globex, "docs", "upload-1"),
                   job(acme, "docs", None), job(acme, "docs", None)]  # fmt: skip
         for new in others:
-            assert catalog.add_job(new) == new
-            assert catalog.get_job(new.tenant, new.id) == new
+            added = catalog.add_job(new)
+            assert added.id == new.id
+            assert catalog.get_job(new.tenant, new.id) == added
 
     def test_workers_adding_jobs_for_one_key_at_once_keep_one(
         self,

@@ -29,11 +29,13 @@
 * A job is saved as a new version of its rows, then older versions are deleted;
   readers take the newest complete version, so a save cut short leaves the previous
   state whole, and a job whose JSON exceeds one VARCHAR (65,535 bytes) spans rows.
-* ``add_job`` with an idempotency key looks the key up, saves the job, waits 0.2 s and
-  looks again: when two workers added a job for the key meanwhile, the one made first
-  (by ``created``, then id) holds it and the other worker deletes its own. As with the
-  writers' lease, two adds whose look-up and save lie more than 0.2 s apart (a stalled
-  server) can still both run, and ``created`` compares the workers' clocks.
+* ``add_job`` with an idempotency key looks the key up, saves the job stamped with the
+  time of its save, waits (0.2 s, or twice as long as the save took) and looks again:
+  when workers added jobs for the key meanwhile, the one saved first (by that time,
+  then id) holds it and the others delete their own. As with the writers' lease, this
+  is not a transaction: a save that lands more than that wait after an earlier-stamped
+  one began (a stalled server) can still make two jobs, and the stamps compare the
+  workers' clocks.
 * It keeps no request-rate buckets (there is no atomic update to take from one): a
   server on Milvus counts each key's rate per worker process.
 * Revoking a key reads and rewrites its row (no partial update): fine, as nothing
@@ -309,13 +311,18 @@ class MilvusCatalog:
         found = self.find_job(job.tenant, job.kb, job.idempotency_key)
         if found is not None:
             return found
-        self.save_job(job)
-        time.sleep(SETTLE)  # a worker adding one for the same key meanwhile has landed
+        # The job made first holds the key, "first" by the time of its save: a worker
+        # that saves after another's save has landed sees that job, and an earlier one.
+        mine = dataclasses.replace(job, created=time.time())
+        began = time.monotonic()
+        self.save_job(mine)
+        # Wait for saves that began before ours to land: twice as long as ours took.
+        time.sleep(max(SETTLE, 2 * (time.monotonic() - began)))
         first = self.find_job(job.tenant, job.kb, job.idempotency_key)
-        if first is not None and first.id != job.id:
-            self._conn.call("adding a job", "delete", JOBS, filter=f"id == {quote(job.id)}")
+        if first is not None and first.id != mine.id:
+            self._conn.call("adding a job", "delete", JOBS, filter=f"id == {quote(mine.id)}")
             return first
-        return job
+        return mine
 
     def save_job(self, job: JobRecord) -> None:
         """Write the job as a new version of its rows, then delete older versions."""
