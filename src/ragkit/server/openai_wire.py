@@ -19,7 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.types import Answer, Citation, Usage, document_id
+from ragkit.server.wire import UsageOut
+from ragkit.types import Answer, Citation, document_id
 
 __all__ = [
     "Annotation",
@@ -200,24 +201,6 @@ class ChatChoice(BaseModel):
     logprobs: None = None
 
 
-class CompletionUsage(BaseModel):
-    """Tokens the kb's language model read and wrote for the answer."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-    @classmethod
-    def of(cls, usage: Usage | None) -> CompletionUsage | None:
-        if usage is None:
-            return None
-        return cls(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            total_tokens=usage.total_tokens,
-        )
-
-
 class ChatCompletion(BaseModel):
     """A whole answer."""
 
@@ -226,7 +209,7 @@ class ChatCompletion(BaseModel):
     created: int
     model: str
     choices: list[ChatChoice]
-    usage: CompletionUsage | None = Field(
+    usage: UsageOut | None = Field(
         default=None,
         description="null when no language model wrote the answer (the extractive "
         "default, a refusal before generation) or its generator cannot count tokens",
@@ -258,7 +241,7 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     sources: list[SourceOut] | None = Field(default=None, description="last chunk only")
-    usage: CompletionUsage | None = Field(
+    usage: UsageOut | None = Field(
         default=None,
         description="with stream_options.include_usage: null on every chunk but an extra "
         "last one with no choices",

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.backends.catalog import JobRecord, KbInfo
-from ragkit.types import Answer, Chunk, Citation, ScoredChunk
+from ragkit.types import Answer, Chunk, Citation, ScoredChunk, Usage
 
 __all__ = [
     "AnswerOut",
@@ -272,11 +272,22 @@ class CitationOut(BaseModel):
 
 
 class UsageOut(BaseModel):
-    """Tokens the language model read and wrote for an answer."""
+    """Tokens the language model read and wrote for an answer (the shape of OpenAI's
+    ``usage``, which the OpenAI-compatible endpoint sends too)."""
 
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+
+    @classmethod
+    def of(cls, usage: Usage | None) -> UsageOut | None:
+        if usage is None:
+            return None
+        return cls(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        )
 
 
 class AnswerOut(BaseModel):
@@ -313,13 +324,7 @@ class AnswerOut(BaseModel):
             refused=a.refused,
             unsupported=list(a.unsupported),
             related=[ScoredChunkOut.of(h) for h in a.related],
-            usage=None
-            if a.usage is None
-            else UsageOut(
-                prompt_tokens=a.usage.prompt_tokens,
-                completion_tokens=a.usage.completion_tokens,
-                total_tokens=a.usage.total_tokens,
-            ),
+            usage=UsageOut.of(a.usage),
         )
 
 

@@ -37,7 +37,6 @@ from ragkit.server.openai_wire import (
     ChatCompletion,
     ChatCompletionRequest,
     ChatMessageOut,
-    CompletionUsage,
     ModelList,
     ModelOut,
     OpenAIErrorBody,
@@ -47,6 +46,7 @@ from ragkit.server.openai_wire import (
 from ragkit.server.routers._common import ReadKey, State
 from ragkit.server.sse import HEARTBEAT, SSE_HEADERS, event_stream_doc, from_thread
 from ragkit.server.state import ServerState
+from ragkit.server.wire import UsageOut
 from ragkit.types import Answer, DeltaEvent, DoneEvent
 
 __all__ = ["router"]
@@ -242,7 +242,7 @@ async def chat_completions(
                 )
             ],
             sources=sources_of(answer.citations, kb, base),
-            usage=CompletionUsage.of(answer.usage),
+            usage=UsageOut.of(answer.usage),
         )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
@@ -287,7 +287,7 @@ async def chat_completions(
                             sources=[s.model_dump(mode="json") for s in sources],
                         )
                         if include_usage:
-                            usage = CompletionUsage.of(item.answer.usage)
+                            usage = UsageOut.of(item.answer.usage)
                             yield event([], usage=usage and usage.model_dump(mode="json"))
             finally:
                 await items.aclose()  # closes the generation now, not when collected
