@@ -20,7 +20,7 @@ from ragkit.types import Usage
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Retry", "chat_content", "httpx_module", "send", "stream_deltas"]
+__all__ = ["Retry", "chat_content", "httpx_module", "send", "stream_deltas", "usage_in"]
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +172,13 @@ def send(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def usage_in(data: Any) -> Usage | None:
+    """The token counts a response body or stream chunk carries, if any."""
+    return Usage.from_wire(data.get("usage")) if isinstance(data, Mapping) else None
+
+
 def _report_usage(data: Any, on_usage: Callable[[Usage], None] | None) -> None:
-    usage = Usage.from_wire(data.get("usage")) if isinstance(data, Mapping) else None
+    usage = usage_in(data)
     if usage is not None and on_usage is not None:
         on_usage(usage)
 

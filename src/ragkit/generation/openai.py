@@ -22,6 +22,7 @@ from ragkit.generation._openai_http import (
     httpx_module,
     send,
     stream_deltas,
+    usage_in,
 )
 from ragkit.generation.prompt import (
     DEFAULT_SYSTEM,
@@ -231,8 +232,7 @@ class OpenAIGenerator:
             data = response.json()
         except ValueError as exc:
             raise GenerationError(f"{self.url} answered with invalid JSON: {exc}") from exc
-        usage = Usage.from_wire(data.get("usage")) if isinstance(data, Mapping) else None
-        return chat_content(data, self.url), usage
+        return chat_content(data, self.url), usage_in(data)
 
     def complete_prompt(self, prompt: str) -> str:
         """Send ``prompt`` alone, as one user message (no answering instruction); return
