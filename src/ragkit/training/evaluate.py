@@ -191,11 +191,10 @@ class HeldOut:
         """:meth:`embedder_per_query` for a ragkit :class:`~ragkit.protocols.Embedder`
         (normalized vectors, queries through ``embed_query``), such as a kb's cached
         embedder with a query adapter."""
-        import numpy as np
+        from ragkit.training.negatives import embed_queries
 
         docs = embedder.embed_documents(list(self.corpus.values()))
-        queries = np.stack([embedder.embed_query(q) for q in self.queries.values()])
-        return self._per_query(queries @ docs.T)
+        return self._per_query(embed_queries(embedder, list(self.queries.values())) @ docs.T)
 
     def _per_query(self, scores: Any) -> list[float]:
         """nDCG@10 of each query from its row of cosines against the pool."""
